@@ -1,0 +1,121 @@
+"""The format checker: every rejection reason, and the documented treatment of special tokens."""
+
+import pytest
+
+from verl_rec.reward.parsing import FormatError, FormatSpec, parse_output, strip_special_tokens
+
+GOOD = '<think>short reasoning</think>\n<answer>{"query": "red running shoes"}</answer>'
+RERANK = FormatSpec(answer_key="reranked_items")
+
+
+def test_valid_output_gives_the_query_and_the_thought():
+    parsed = parse_output(GOOD)
+    assert parsed.ok and parsed.answer == "red running shoes" and parsed.think == "short reasoning"
+
+
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        ("", FormatError.EMPTY_OUTPUT),
+        ("   \n ", FormatError.EMPTY_OUTPUT),
+        ("<|im_end|>", FormatError.EMPTY_OUTPUT),
+        ('<answer>{"query": "x"}</answer>', FormatError.MISSING_THINK),
+        ('<think>a<answer>{"query": "x"}</answer>', FormatError.MISSING_THINK),
+        ('a</think><answer>{"query": "x"}</answer>', FormatError.MISSING_THINK),
+        ("<think>a</think>", FormatError.MISSING_ANSWER),
+        ('<think>a</think><answer>{"query": "x"}', FormatError.MISSING_ANSWER),
+        ('<think>a</think>{"query": "x"}</answer>', FormatError.MISSING_ANSWER),
+        ('<think>a</think><think>b</think><answer>{"query": "x"}</answer>', FormatError.DUPLICATE_TAG),
+        ('<think>a</think><answer>{"query": "x"}</answer><answer>{"query": "y"}</answer>', FormatError.DUPLICATE_TAG),
+        ('<think><think>a</think><answer>{"query": "x"}</answer>', FormatError.DUPLICATE_TAG),
+        ('<answer>{"query": "x"}</answer><think>a</think>', FormatError.WRONG_ORDER),
+        ('</think>a<think><answer>{"query": "x"}</answer>', FormatError.WRONG_ORDER),
+        ('<think>a</think></answer>{"query": "x"}<answer>', FormatError.WRONG_ORDER),
+        ('<think>a<answer>{"query": "x"}</answer></think>', FormatError.WRONG_ORDER),
+        ('Sure! <think>a</think><answer>{"query": "x"}</answer>', FormatError.TEXT_OUTSIDE_TAGS),
+        ('<think>a</think> so <answer>{"query": "x"}</answer>', FormatError.TEXT_OUTSIDE_TAGS),
+        ('<think>a</think><answer>{"query": "x"}</answer> done', FormatError.TEXT_OUTSIDE_TAGS),
+        ("<think>a</think><answer>red shoes</answer>", FormatError.BAD_JSON),
+        ('<think>a</think><answer>{"query": "x"</answer>', FormatError.BAD_JSON),
+        ("<think>a</think><answer>" + "[" * 100000 + "</answer>", FormatError.BAD_JSON),
+        ('<think>a</think><answer>["x"]</answer>', FormatError.NOT_AN_OBJECT),
+        ('<think>a</think><answer>"x"</answer>', FormatError.NOT_AN_OBJECT),
+        ('<think>a</think><answer>{"q": "x"}</answer>', FormatError.MISSING_KEY),
+        ('<think>a</think><answer>{"query": 3}</answer>', FormatError.WRONG_TYPE),
+        ('<think>a</think><answer>{"query": ["x"]}</answer>', FormatError.WRONG_TYPE),
+        ('<think>a</think><answer>{"query": null}</answer>', FormatError.WRONG_TYPE),
+        ('<think>a</think><answer>{"query": "  "}</answer>', FormatError.EMPTY_ANSWER),
+        ('<think>a</think><answer>{"query": ""}</answer>', FormatError.EMPTY_ANSWER),
+    ],
+)
+def test_every_rejection_reason(text, reason):
+    parsed = parse_output(text)
+    assert not parsed.ok and parsed.error is reason and parsed.answer is None
+
+
+def test_query_too_long_only_when_capped():
+    text = '<think>a</think><answer>{"query": "%s"}</answer>' % " ".join(["w"] * 50)
+    assert parse_output(text).ok
+    assert parse_output(text, FormatSpec(max_query_words=49)).error is FormatError.QUERY_TOO_LONG
+    assert parse_output(text, FormatSpec(max_query_words=50)).ok
+
+
+@pytest.mark.parametrize(
+    "answer, reason",
+    [
+        ('{"reranked_items": "Item_1"}', FormatError.WRONG_TYPE),
+        ('{"reranked_items": ["Item_1", 2]}', FormatError.WRONG_TYPE),
+        ('{"reranked_items": {"a": 1}}', FormatError.WRONG_TYPE),
+        ('{"reranked_items": []}', FormatError.EMPTY_ANSWER),
+        ('{"reranked_items": [" "]}', FormatError.EMPTY_ANSWER),
+        ('{"query": "x"}', FormatError.MISSING_KEY),
+    ],
+)
+def test_rerank_answer_rejections(answer, reason):
+    assert parse_output(f"<think>a</think><answer>{answer}</answer>", RERANK).error is reason
+
+
+def test_rerank_answer_is_the_list():
+    parsed = parse_output('<think>a</think><answer>{"reranked_items": ["Item_3", "Item_1"]}</answer>', RERANK)
+    assert parsed.answer == ["Item_3", "Item_1"]
+
+
+def test_special_tokens_are_removed_anywhere():
+    assert parse_output(GOOD + "<|im_end|><|endoftext|>").ok
+    assert parse_output(GOOD + "</s>").ok
+    assert parse_output("<|im_start|>" + GOOD).answer == "red running shoes"
+    # a role header is text, not a token: the response must not carry one
+    assert parse_output("<|im_start|>assistant\n" + GOOD).error is FormatError.TEXT_OUTSIDE_TAGS
+    assert strip_special_tokens("a<|eot_id|>b") == "ab"
+    # an ordinary "<|" in text is not a token
+    assert strip_special_tokens("a <| b |> c") == "a <| b |> c"
+
+
+def test_code_fenced_json_is_accepted():
+    text = '<think>a</think><answer>```json\n{"query": "red shoes"}\n```</answer>'
+    assert parse_output(text).answer == "red shoes"
+
+
+def test_prefilled_think():
+    spec = FormatSpec(think_prefilled=True)
+    continuation = 'I look for shoes.</think><answer>{"query": "shoes"}</answer>'
+    assert parse_output(continuation, spec).answer == "shoes"
+    assert parse_output(continuation).error is FormatError.MISSING_THINK
+    assert parse_output(GOOD, spec).error is FormatError.DUPLICATE_TAG
+
+
+def test_think_optional():
+    spec = FormatSpec(require_think=False)
+    assert parse_output('<answer>{"query": "x"}</answer>', spec).answer == "x"
+    assert parse_output(GOOD, spec).ok
+    assert parse_output('<think>a<answer>{"query": "x"}</answer>', spec).error is FormatError.MISSING_THINK
+
+
+def test_tags_are_case_sensitive_and_whitespace_is_fine():
+    assert parse_output('<THINK>a</THINK><answer>{"query": "x"}</answer>').error is FormatError.MISSING_THINK
+    assert parse_output('\n <think>\na\n</think>\n\n<answer>\n{"query": " x "}\n</answer>\n').answer == "x"
+
+
+def test_non_string_input_never_raises():
+    assert parse_output(None).error is FormatError.EMPTY_OUTPUT
+    assert parse_output(b"\xff\x00").error is FormatError.MISSING_ANSWER

@@ -1,0 +1,148 @@
+"""Rank metrics: nDCG@k, Recall@k and MRR@k of a ranked id list against ``{id: gain}`` qrels.
+
+Conventions (those of trec_eval, against which the tests check every metric):
+
+* **Linear gain**: ``DCG@k = sum_{i=1..k} gain(d_i) / log2(i + 1)`` with ranks from 1.
+  Graded labels are used as given (e.g. ESCI E=3, S=2, C=1, I=0); binary qrels are gain 1.
+* A document is **relevant** when its gain is > 0; ids absent from the qrels have gain 0.
+* The **ideal DCG** takes each relevant id once (qrels are a mapping, so a target listed
+  twice cannot inflate it: the Rec-R1 code's defect 3), gains sorted descending, cut at k.
+* A ranking's **repeated ids count at their first position only**; later copies are removed
+  before the cut at k (a re-ranked list that repeats an item cannot score twice).
+* No relevant document in the qrels: every metric is 0.
+
+``Qrels`` may be given as a mapping ``{id: gain}`` or as an iterable of ids (binary).
+The ``*_batch`` helpers take lists and return float64 arrays; they share the per-query
+kernel, which only looks at the first ``k`` distinct ids and the positions of the hits.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Callable, Iterable, Mapping, Sequence, Union
+
+import numpy as np
+
+Qrels = Union[Mapping[str, float], Iterable[str]]
+
+
+def as_qrels(targets: Qrels) -> dict[str, float]:
+    """Normalise targets to ``{id: gain}``; a plain id list means binary gain 1."""
+    if isinstance(targets, Mapping):
+        return {str(doc): float(gain) for doc, gain in targets.items()}
+    if isinstance(targets, (str, bytes)):
+        raise TypeError("targets must be a mapping or a list of ids, not a single string")
+    return {str(doc): 1.0 for doc in targets}
+
+
+@lru_cache(maxsize=32)
+def _discounts(k: int) -> np.ndarray:
+    """``1 / log2(rank + 1)`` for ranks 1..k (cached: k is one of a few cutoffs)."""
+    return 1.0 / np.log2(np.arange(2, k + 2, dtype=np.float64))
+
+
+def hit_positions(ranking: Sequence[str], qrels: Mapping[str, float], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """0-based positions (within the first ``k`` distinct ids) of relevant ids, and their gains."""
+    positions: list[int] = []
+    gains: list[float] = []
+    seen: set[str] = set()
+    position = 0
+    for doc in ranking:
+        if position >= k:
+            break
+        if doc in seen:
+            continue
+        seen.add(doc)
+        gain = qrels.get(doc, 0.0)
+        if gain > 0:
+            positions.append(position)
+            gains.append(gain)
+        position += 1
+    return np.asarray(positions, dtype=np.int64), np.asarray(gains, dtype=np.float64)
+
+
+def _check_k(k: int) -> int:
+    if not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"cutoff k must be a positive integer, got {k!r}")
+    return int(k)
+
+
+def ndcg_from_positions(positions: np.ndarray, gains: np.ndarray, ideal_gains: np.ndarray, k: int) -> float:
+    """nDCG@k from hit positions; ``ideal_gains`` are the positive qrels gains, any order."""
+    if ideal_gains.size == 0:
+        return 0.0
+    discounts = _discounts(k)
+    dcg = float(np.dot(gains, discounts[positions])) if positions.size else 0.0
+    best = np.sort(ideal_gains)[::-1][:k]
+    idcg = float(np.dot(best, discounts[: best.size]))
+    return dcg / idcg
+
+
+def _positive_gains(qrels: Mapping[str, float]) -> np.ndarray:
+    return np.fromiter((g for g in qrels.values() if g > 0), dtype=np.float64)
+
+
+def ndcg_at_k(ranking: Sequence[str], targets: Qrels, k: int) -> float:
+    """Normalised DCG of the first ``k`` distinct ids (linear gain)."""
+    k = _check_k(k)
+    qrels = as_qrels(targets)
+    positions, gains = hit_positions(ranking, qrels, k)
+    return ndcg_from_positions(positions, gains, _positive_gains(qrels), k)
+
+
+def recall_at_k(ranking: Sequence[str], targets: Qrels, k: int) -> float:
+    """Share of the relevant ids found among the first ``k`` distinct ids."""
+    k = _check_k(k)
+    qrels = as_qrels(targets)
+    n_relevant = sum(1 for g in qrels.values() if g > 0)
+    if n_relevant == 0:
+        return 0.0
+    positions, _ = hit_positions(ranking, qrels, k)
+    return positions.size / n_relevant
+
+
+def mrr_at_k(ranking: Sequence[str], targets: Qrels, k: int) -> float:
+    """Reciprocal rank of the first relevant id within the first ``k`` distinct ids."""
+    k = _check_k(k)
+    positions, _ = hit_positions(ranking, as_qrels(targets), k)
+    return 1.0 / (positions[0] + 1) if positions.size else 0.0
+
+
+MetricFn = Callable[[Sequence[str], Qrels, int], float]
+
+METRICS: dict[str, MetricFn] = {"ndcg": ndcg_at_k, "recall": recall_at_k, "mrr": mrr_at_k}
+
+
+def parse_metric(spec: str) -> tuple[str, int]:
+    """``"ndcg@1000"`` -> ``("ndcg", 1000)``; fails with the accepted names otherwise."""
+    name, sep, cutoff = str(spec).strip().lower().partition("@")
+    if not sep or name not in METRICS or not cutoff.isdigit() or int(cutoff) < 1:
+        raise ValueError(f"metric {spec!r} is not of the form <name>@<k> with name in {sorted(METRICS)} and k >= 1")
+    return name, int(cutoff)
+
+
+def evaluate(ranking: Sequence[str], targets: Qrels, specs: Iterable[str]) -> dict[str, float]:
+    """Every metric of ``specs`` (e.g. ``["ndcg@10", "recall@100"]``) for one ranking."""
+    qrels = as_qrels(targets)
+    return {spec: METRICS[name](ranking, qrels, k) for spec in specs for name, k in [parse_metric(spec)]}
+
+
+def _batch(fn: MetricFn, rankings: Sequence[Sequence[str]], targets: Sequence[Qrels], k: int) -> np.ndarray:
+    if len(rankings) != len(targets):
+        raise ValueError(f"{len(rankings)} rankings but {len(targets)} target sets")
+    return np.fromiter((fn(r, t, k) for r, t in zip(rankings, targets)), dtype=np.float64, count=len(rankings))
+
+
+def ndcg_at_k_batch(rankings: Sequence[Sequence[str]], targets: Sequence[Qrels], k: int) -> np.ndarray:
+    """nDCG@k of every (ranking, targets) pair."""
+    return _batch(ndcg_at_k, rankings, targets, k)
+
+
+def recall_at_k_batch(rankings: Sequence[Sequence[str]], targets: Sequence[Qrels], k: int) -> np.ndarray:
+    """Recall@k of every (ranking, targets) pair."""
+    return _batch(recall_at_k, rankings, targets, k)
+
+
+def mrr_at_k_batch(rankings: Sequence[Sequence[str]], targets: Sequence[Qrels], k: int) -> np.ndarray:
+    """MRR@k of every (ranking, targets) pair."""
+    return _batch(mrr_at_k, rankings, targets, k)

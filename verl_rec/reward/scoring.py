@@ -1,0 +1,122 @@
+"""The Rec-R1 reward contract, as pure functions.
+
+==========================================  =============================
+outcome                                     score (defaults)
+==========================================  =============================
+malformed output (any :class:`FormatError`)  ``format_penalty`` = -2
+well formed, retrieval failed               ``retrieval_error_score`` = 0
+well formed, train metric m == 0            0
+well formed, train metric m > 0             ``bonus + m`` = 0.1 + m
+==========================================  =============================
+
+So with the defaults every score lies in ``{-2} U {0} U (0.1, 1.1]``. A retrieval error is
+never hidden in that 0: it is counted in its own ``retrieval_error`` key (and logged by the
+caller). Every outcome carries the SAME numeric extra keys (veRL requires it):
+``format_ok``, ``retrieval_error``, ``query_words`` (words of the query, or items of a
+re-ranked list) and one key per metric spec (``"ndcg@1000"``, ...), 0 when not computed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional, Sequence
+
+from verl_rec.metrics import as_qrels, evaluate, parse_metric
+from verl_rec.reward.parsing import ParsedOutput
+
+
+@dataclass(frozen=True)
+class RewardSpec:
+    """How a ranking becomes a reward. ``metric`` is the training signal."""
+
+    metric: str = "ndcg@1000"
+    eval_metrics: tuple[str, ...] = ()
+    format_penalty: float = -2.0
+    bonus: float = 0.1
+    retrieval_error_score: float = 0.0
+
+    def __post_init__(self) -> None:
+        for spec in (self.metric, *self.eval_metrics):
+            parse_metric(spec)  # fails early on a misspelt metric
+        object.__setattr__(self, "eval_metrics", tuple(self.eval_metrics))
+
+    @property
+    def metric_keys(self) -> tuple[str, ...]:
+        """Metric specs logged for every sample: the train metric first, no duplicates."""
+        return tuple(dict.fromkeys((self.metric, *self.eval_metrics)))
+
+    @property
+    def depth(self) -> int:
+        """The deepest cutoff needed: how many hits to ask the retriever for."""
+        return max(parse_metric(spec)[1] for spec in self.metric_keys)
+
+
+@dataclass(frozen=True)
+class RewardResult:
+    score: float
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+def reward_from_metric(value: float, spec: RewardSpec) -> float:
+    """0 for a zero metric, ``bonus + value`` otherwise (the contract's well-formed rows)."""
+    return spec.bonus + value if value > 0 else 0.0
+
+
+def _extras(spec: RewardSpec, metrics: Mapping[str, float], format_ok: bool, error: bool, words: int) -> dict[str, float]:
+    extra = {"format_ok": float(format_ok), "retrieval_error": float(error), "query_words": float(words)}
+    extra.update({key: float(metrics.get(key, 0.0)) for key in spec.metric_keys})
+    return extra
+
+
+def answer_length(answer: Any) -> int:
+    """Words of a query string, or items of a list answer."""
+    if isinstance(answer, str):
+        return len(answer.split())
+    return len(answer) if isinstance(answer, (list, tuple)) else 0
+
+
+def score_parsed(
+    parsed: ParsedOutput,
+    ranking: Optional[Sequence[str]],
+    qrels: Mapping[str, float],
+    spec: RewardSpec,
+) -> RewardResult:
+    """Score one output. ``ranking=None`` for a well-formed output means retrieval failed."""
+    if not parsed.ok:
+        return RewardResult(spec.format_penalty, _extras(spec, {}, False, False, 0))
+    words = answer_length(parsed.answer)
+    if ranking is None:
+        return RewardResult(spec.retrieval_error_score, _extras(spec, {}, True, True, words))
+    metrics = evaluate(ranking, qrels, spec.metric_keys)
+    value = metrics[spec.metric]
+    if not math.isfinite(value):
+        raise ValueError(f"metric {spec.metric} is not finite ({value}); qrels={dict(qrels)!r}")
+    return RewardResult(reward_from_metric(value, spec), _extras(spec, metrics, True, False, words))
+
+
+def parse_ground_truth(ground_truth: Any) -> dict[str, float]:
+    """Targets as ``{id: gain}`` from any storage form the datasets use.
+
+    Accepted: a mapping ``{id: gain}``; a list of ids (binary); a JSON string of either; or a
+    mapping ``{"targets": [...], "gains": [...]}`` of parallel lists (Arrow-friendly).
+    A malformed ground truth is a data bug, so it raises with the offending value.
+    """
+    value = ground_truth
+    if isinstance(value, (bytes, str)):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ValueError(f"ground_truth is a string but not JSON: {str(ground_truth)[:200]!r}") from None
+    if isinstance(value, Mapping) and "targets" in value:
+        targets = list(value["targets"])
+        gains = value.get("gains")
+        gains = [1.0] * len(targets) if gains is None else list(gains)
+        if len(gains) != len(targets):
+            raise ValueError(f"ground_truth has {len(targets)} targets but {len(gains)} gains")
+        value = dict(zip(map(str, targets), map(float, gains)))
+    try:
+        return as_qrels(value) if value is not None else {}
+    except (TypeError, ValueError):
+        raise ValueError(f"ground_truth must be {{id: gain}} or a list of ids, got {str(ground_truth)[:200]!r}") from None
