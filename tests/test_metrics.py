@@ -118,3 +118,17 @@ def test_metric_specs():
     for bad in ("ndcg", "ndcg@0", "map@10", "ndcg@x"):
         with pytest.raises(ValueError, match="not of the form"):
             parse_metric(bad)
+
+
+def test_fast_path_from_target_positions_equals_full_ranking_metrics():
+    """The service returns only target positions; metrics from them equal the full-list ones."""
+    from verl_rec.metrics import evaluate_positions, first_positions
+
+    rng = random.Random(5)
+    specs = ["ndcg@1", "ndcg@10", "ndcg@50", "recall@5", "recall@50", "mrr@10"]
+    for _ in range(2000):
+        qrels, _, ranking = random_case(rng, graded=True, ties=True)
+        ranking = ranking + rng.sample(ranking, min(3, len(ranking)))  # repeated ids too
+        fast = evaluate_positions(first_positions(ranking, qrels, 50), qrels, specs)
+        slow = {s: {"ndcg": ndcg_at_k, "recall": recall_at_k, "mrr": mrr_at_k}[s.split("@")[0]](ranking, qrels, int(s.split("@")[1])) for s in specs}
+        assert fast == pytest.approx(slow, abs=1e-12)

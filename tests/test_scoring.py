@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from verl_rec.retrieval.base import Retriever, SearchHits
 from verl_rec.reward.compute_score import compute_score, split_kwargs
 from verl_rec.reward.parsing import FormatSpec, ParsedOutput, parse_output
-from verl_rec.reward.scoring import RewardSpec, parse_ground_truth, reward_from_metric, score_parsed
+from verl_rec.reward.scoring import RewardSpec, parse_ground_truth, reward_from_metric, score_ranking
 
 EXTRA_KEYS = {"format_ok", "retrieval_error", "query_words", "ndcg@1000", "ndcg@10", "recall@100"}
 
@@ -98,7 +98,7 @@ def test_unknown_kwarg_and_metric_fail_early():
 def test_score_parsed_depth_and_keys():
     spec = RewardSpec(metric="ndcg@1000", eval_metrics=("ndcg@10", "ndcg@1000"))
     assert spec.metric_keys == ("ndcg@1000", "ndcg@10") and spec.depth == 1000
-    result = score_parsed(ParsedOutput(answer="a"), ["a"], {"a": 1.0}, spec)
+    result = score_ranking(ParsedOutput(answer="a"), ["a"], {"a": 1.0}, spec)
     assert result.score == pytest.approx(1.1)
     assert reward_from_metric(0.0, spec) == 0.0
 

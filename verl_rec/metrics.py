@@ -121,10 +121,54 @@ def parse_metric(spec: str) -> tuple[str, int]:
     return name, int(cutoff)
 
 
+def first_positions(ranking: Sequence[str], wanted: Iterable[str], k: int) -> dict[str, int]:
+    """0-based position of each wanted id among the first ``k`` distinct ids of ``ranking``."""
+    wanted = set(wanted)
+    found: dict[str, int] = {}
+    seen: set[str] = set()
+    for doc in ranking:
+        if len(seen) >= k:
+            break
+        if doc in seen:
+            continue
+        if doc in wanted:
+            found[doc] = len(seen)
+        seen.add(doc)
+    return found
+
+
+def evaluate_positions(found: Mapping[str, int], targets: Qrels, specs: Iterable[str]) -> dict[str, float]:
+    """Metrics from the positions of the targets alone (the retrieval service's fast path).
+
+    ``found`` maps a target id to its 0-based position among the distinct ids of a ranking
+    at least as deep as every cutoff in ``specs``; targets missing from it were not retrieved.
+    Gives exactly the values of :func:`evaluate` on the full ranking.
+    """
+    qrels = as_qrels(targets)
+    relevant = {doc: g for doc, g in qrels.items() if g > 0}
+    hits = sorted((pos, relevant[doc]) for doc, pos in found.items() if doc in relevant)
+    positions = np.asarray([p for p, _ in hits], dtype=np.int64)
+    gains = np.asarray([g for _, g in hits], dtype=np.float64)
+    ideal = np.fromiter(relevant.values(), dtype=np.float64, count=len(relevant))
+    out: dict[str, float] = {}
+    for spec in specs:
+        name, k = parse_metric(spec)
+        inside = positions < k
+        if name == "ndcg":
+            out[spec] = ndcg_from_positions(positions[inside], gains[inside], ideal, k)
+        elif name == "recall":
+            out[spec] = float(inside.sum()) / len(relevant) if relevant else 0.0
+        else:
+            out[spec] = 1.0 / (positions[inside][0] + 1) if inside.any() else 0.0
+    return out
+
+
 def evaluate(ranking: Sequence[str], targets: Qrels, specs: Iterable[str]) -> dict[str, float]:
     """Every metric of ``specs`` (e.g. ``["ndcg@10", "recall@100"]``) for one ranking."""
+    specs = list(specs)
     qrels = as_qrels(targets)
-    return {spec: METRICS[name](ranking, qrels, k) for spec in specs for name, k in [parse_metric(spec)]}
+    depth = max((parse_metric(spec)[1] for spec in specs), default=1)
+    return evaluate_positions(first_positions(ranking, qrels, depth), qrels, specs)
 
 
 def _batch(fn: MetricFn, rankings: Sequence[Sequence[str]], targets: Sequence[Qrels], k: int) -> np.ndarray:

@@ -25,7 +25,7 @@ from typing import Any, Mapping, Optional, Sequence
 from verl_rec.retrieval.base import Retriever
 from verl_rec.retrieval.factory import open_retriever
 from verl_rec.reward.parsing import FormatSpec, ParsedOutput, parse_output
-from verl_rec.reward.scoring import RewardSpec, parse_ground_truth, score_parsed
+from verl_rec.reward.scoring import RewardSpec, parse_ground_truth, score_ranking
 
 logger = logging.getLogger(__name__)
 
@@ -84,5 +84,5 @@ def compute_score(
     qrels = parse_ground_truth(ground_truth)
     parsed = parse_output(solution_str, fmt)
     ranking = retrieve_ranking(parsed, fmt, retriever_config, spec.depth) if parsed.ok else None
-    result = score_parsed(parsed, ranking, qrels, spec)
+    result = score_ranking(parsed, ranking, qrels, spec)
     return {"score": result.score, **result.extra}

@@ -23,7 +23,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence
 
-from verl_rec.metrics import as_qrels, evaluate, parse_metric
+from verl_rec.metrics import as_qrels, evaluate_positions, first_positions, parse_metric
 from verl_rec.reward.parsing import ParsedOutput
 
 
@@ -79,21 +79,34 @@ def answer_length(answer: Any) -> int:
 
 def score_parsed(
     parsed: ParsedOutput,
-    ranking: Optional[Sequence[str]],
+    found: Optional[Mapping[str, int]],
     qrels: Mapping[str, float],
     spec: RewardSpec,
 ) -> RewardResult:
-    """Score one output. ``ranking=None`` for a well-formed output means retrieval failed."""
+    """Score one output from the positions of its targets in the ranking.
+
+    ``found`` is :func:`~verl_rec.metrics.first_positions` of the targets in a ranking of
+    depth ``spec.depth`` (or the service's answer); ``None`` for a well-formed output means
+    retrieval failed.
+    """
     if not parsed.ok:
         return RewardResult(spec.format_penalty, _extras(spec, {}, False, False, 0))
     words = answer_length(parsed.answer)
-    if ranking is None:
+    if found is None:
         return RewardResult(spec.retrieval_error_score, _extras(spec, {}, True, True, words))
-    metrics = evaluate(ranking, qrels, spec.metric_keys)
+    metrics = evaluate_positions(found, qrels, spec.metric_keys)
     value = metrics[spec.metric]
     if not math.isfinite(value):
         raise ValueError(f"metric {spec.metric} is not finite ({value}); qrels={dict(qrels)!r}")
     return RewardResult(reward_from_metric(value, spec), _extras(spec, metrics, True, False, words))
+
+
+def score_ranking(
+    parsed: ParsedOutput, ranking: Optional[Sequence[str]], qrels: Mapping[str, float], spec: RewardSpec
+) -> RewardResult:
+    """:func:`score_parsed` from a full ranking (the slow path, used without the service)."""
+    found = None if ranking is None else first_positions(ranking, qrels, spec.depth)
+    return score_parsed(parsed, found, qrels, spec)
 
 
 def parse_ground_truth(ground_truth: Any) -> dict[str, float]:

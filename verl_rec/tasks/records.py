@@ -1,0 +1,84 @@
+"""Task records: what the dataset files hold, independent of any prompt wording.
+
+One record per training/eval example. Stored in parquet with these columns (the dataset
+class renders the prompt at load time, so changing the prompt needs no re-preprocessing):
+
+==============  =====================  =========================================
+column          type                   meaning
+==============  =====================  =========================================
+``record_id``   string                 stable id of the example
+``data_source`` string                 e.g. ``esci_bm25/Video_Games`` (logged per source)
+``task``        string                 ``search`` | ``seqrec`` | ``rerank``
+``query``       string (may be empty)  the user's query (search, rerank)
+``history``     list<string>           titles of past purchases, oldest first (seqrec)
+``candidates``  list<struct{id,text}>  candidates to re-rank (rerank)
+``qrels``       string (JSON)          ``{doc_id: gain}``: JSON keeps Arrow from turning
+                                       per-row dicts into a union struct
+``split``       string                 train | val | test
+==============  =====================  =========================================
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+REQUIRED_COLUMNS = ("record_id", "data_source", "task", "qrels")
+TASKS = ("search", "seqrec", "rerank")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    record_id: str
+    data_source: str
+    task: str
+    qrels: dict[str, float]
+    query: str = ""
+    history: tuple[str, ...] = ()
+    candidates: tuple[Candidate, ...] = ()
+    split: str = "train"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_row(self) -> dict[str, Any]:
+        """The parquet row of this record."""
+        return {
+            "record_id": self.record_id,
+            "data_source": self.data_source,
+            "task": self.task,
+            "query": self.query,
+            "history": list(self.history),
+            "candidates": [{"id": c.id, "text": c.text} for c in self.candidates],
+            "qrels": json.dumps(self.qrels, sort_keys=True),
+            "split": self.split,
+        }
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any], where: str = "row") -> "TaskRecord":
+        """Parse a parquet row; a bad row fails naming ``where`` and the column."""
+        missing = [c for c in REQUIRED_COLUMNS if row.get(c) is None]
+        if missing:
+            raise ValueError(f"{where}: missing column(s) {missing}; task records need {list(REQUIRED_COLUMNS)}")
+        if row["task"] not in TASKS:
+            raise ValueError(f"{where}: column 'task' is {row['task']!r}, expected one of {TASKS}")
+        try:
+            qrels = {str(k): float(v) for k, v in json.loads(row["qrels"]).items()}
+        except (TypeError, ValueError, AttributeError):
+            raise ValueError(f"{where}: column 'qrels' must be a JSON object {{doc_id: gain}}, got {str(row['qrels'])[:120]!r}") from None
+        candidates: Sequence[Any] = row.get("candidates") or ()
+        return cls(
+            record_id=str(row["record_id"]),
+            data_source=str(row["data_source"]),
+            task=str(row["task"]),
+            qrels=qrels,
+            query=str(row.get("query") or ""),
+            history=tuple(str(h) for h in (row.get("history") or ())),
+            candidates=tuple(Candidate(str(c["id"]), str(c["text"])) for c in candidates),
+            split=str(row.get("split") or "train"),
+        )
