@@ -1,0 +1,1 @@
+"""Dataset and index builders: ``python -m data_preprocess.<name> --help``."""

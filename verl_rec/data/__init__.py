@@ -1,0 +1,1 @@
+"""Dataset builders shared by ``data_preprocess/`` commands and the tests."""

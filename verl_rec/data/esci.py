@@ -1,0 +1,206 @@
+"""ESCI (Amazon Shopping Queries) -> verl-rec task records, corpus and manifest.
+
+Paper setting by default: locale ``us``, ``small_version == 1``, Exact labels only (binary
+gain). Options: the large version, graded gains (E/S/C/I), the four paper test domains when
+a product -> category map is given, and the corpus either from the products parquet (chosen
+text fields) or from a user-supplied sampled corpus JSONL (the paper's). Train / val / test
+are disjoint: val is drawn from the train split, and train/val queries whose text also
+appears in test are dropped (and counted).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from verl_rec.data.io import InputError, read_table, require_type
+from verl_rec.data.manifest import Manifest
+from verl_rec.tasks.records import TaskRecord
+
+EXAMPLE_COLUMNS = ("example_id", "query", "query_id", "product_id", "product_locale", "esci_label",
+                   "small_version", "large_version", "split")
+PRODUCT_COLUMNS = ("product_id", "product_title", "product_description", "product_bullet_point",
+                   "product_brand", "product_color", "product_locale")
+TEXT_FIELDS = ("title", "description", "bullet_point", "brand", "color")
+BINARY_GAINS = {"E": 1.0}
+GRADED_GAINS = {"E": 3.0, "S": 2.0, "C": 1.0, "I": 0.0}
+PAPER_DOMAINS = ("Video_Games", "Baby_Products", "Office_Products", "Sports_and_Outdoors")
+
+
+@dataclass
+class EsciOptions:
+    locale: str = "us"
+    version: str = "small"  # small | large
+    gains: dict[str, float] = field(default_factory=lambda: dict(BINARY_GAINS))
+    val_size: int = 100
+    seed: int = 0
+    text_fields: tuple[str, ...] = ("title", "description")
+    domains: tuple[str, ...] = PAPER_DOMAINS
+    source_name: str = "esci"
+
+
+def load_examples(path: Path, options: EsciOptions, manifest: Manifest) -> pd.DataFrame:
+    frame = read_table(path, EXAMPLE_COLUMNS, "ESCI examples")
+    for column, kind in (("query", "string"), ("product_id", "string"), ("esci_label", "string"), ("query_id", "integer")):
+        require_type(frame, path, column, kind)
+    manifest.inputs["example_rows"] = len(frame)
+    keep = frame["product_locale"] == options.locale
+    manifest.drop(f"example_other_locale", int((~keep).sum()))
+    frame = frame[keep]
+    version_col = f"{options.version}_version"
+    if version_col not in ("small_version", "large_version"):
+        raise InputError(f"--version must be small or large, got {options.version!r}")
+    keep = frame[version_col] == 1
+    manifest.drop(f"example_not_in_{options.version}_version", int((~keep).sum()))
+    frame = frame[keep]
+    bad_label = ~frame["esci_label"].isin(list("ESCI"))
+    manifest.drop("example_unknown_label", int(bad_label.sum()))
+    frame = frame[~bad_label]
+    missing_query = frame["query"].isna() | (frame["query"].astype(str).str.strip() == "")
+    manifest.drop("example_empty_query", int(missing_query.sum()))
+    frame = frame[~missing_query]
+    dup = frame.duplicated(subset=["query_id", "product_id"], keep="first")
+    manifest.drop("example_duplicate_judgement", int(dup.sum()))
+    return frame[~dup].sort_values("example_id")
+
+
+def product_text(row: pd.Series, fields: tuple[str, ...]) -> str:
+    parts = []
+    for name in fields:
+        value = row.get(f"product_{name}")
+        if isinstance(value, str) and value.strip():
+            parts.append(" ".join(value.split()))
+    return "\n".join(parts)
+
+
+def write_corpus_from_products(path: Path, options: EsciOptions, out: Path, manifest: Manifest) -> set[str]:
+    unknown = [f for f in options.text_fields if f not in TEXT_FIELDS]
+    if unknown:
+        raise InputError(f"unknown text field(s) {unknown}; choose from {list(TEXT_FIELDS)}")
+    products = read_table(path, PRODUCT_COLUMNS, "ESCI products")
+    require_type(products, path, "product_id", "string")
+    manifest.inputs["product_rows"] = len(products)
+    keep = products["product_locale"] == options.locale
+    manifest.drop("product_other_locale", int((~keep).sum()))
+    products = products[keep]
+    dup = products.duplicated(subset=["product_id"], keep="first")
+    manifest.drop("product_duplicate_id", int(dup.sum()))
+    products = products[~dup]
+    ids: set[str] = set()
+    empty = 0
+    with out.open("w", encoding="utf-8") as handle:
+        for _, row in tqdm(products.iterrows(), total=len(products), desc="corpus", unit="doc", mininterval=2):
+            text = product_text(row, options.text_fields)
+            if not text:
+                empty += 1
+                continue
+            handle.write(json.dumps({"id": row["product_id"], "contents": text}, ensure_ascii=False) + "\n")
+            ids.add(row["product_id"])
+    manifest.drop("product_no_text_in_chosen_fields", empty)
+    return ids
+
+
+def copy_sampled_corpus(path: Path, out: Path) -> set[str]:
+    """The paper's sampled corpus (``{"id", "contents"}`` JSONL), checked line by line."""
+    from verl_rec.retrieval.corpus import iter_corpus
+
+    ids = {doc_id for doc_id, _ in iter_corpus(path)}
+    shutil.copyfile(path, out)
+    return ids
+
+
+def assign_domains(examples: pd.DataFrame, category_map: Optional[pd.DataFrame], options: EsciOptions) -> dict[int, str]:
+    """Domain of a query = category of its first (lowest example_id) positive target."""
+    if category_map is None:
+        return {}
+    categories = dict(zip(category_map["product_id"].astype(str), category_map["category"].astype(str)))
+    domains: dict[int, str] = {}
+    for query_id, group in examples.groupby("query_id", sort=False):
+        first = group.iloc[0]["product_id"]
+        category = categories.get(first, "other")
+        domains[int(query_id)] = category if category in options.domains else "other"
+    return domains
+
+
+def build_esci(
+    examples_path: str | Path,
+    out_dir: str | Path,
+    products_path: Optional[str | Path] = None,
+    corpus_jsonl: Optional[str | Path] = None,
+    category_map_path: Optional[str | Path] = None,
+    options: EsciOptions = EsciOptions(),
+) -> Manifest:
+    """Write ``train/val/test[_<domain>].parquet``, ``corpus.jsonl`` and ``manifest.json``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = Manifest("esci", settings={**options.__dict__, "examples": str(examples_path),
+                                          "products": str(products_path), "corpus_jsonl": str(corpus_jsonl)})
+    if (products_path is None) == (corpus_jsonl is None):
+        raise InputError("give exactly one corpus source: --products (official parquet) or --corpus-jsonl (sampled)")
+    examples = load_examples(Path(examples_path), options, manifest)
+    corpus_ids = (
+        write_corpus_from_products(Path(products_path), options, out / "corpus.jsonl", manifest)
+        if products_path is not None else copy_sampled_corpus(Path(corpus_jsonl), out / "corpus.jsonl")
+    )
+    manifest.outputs["corpus_docs"] = len(corpus_ids)
+
+    examples = examples.assign(gain=examples["esci_label"].map(lambda label: options.gains.get(label, 0.0)))
+    positive = examples[examples["gain"] > 0]
+    in_corpus = positive["product_id"].isin(corpus_ids)
+    manifest.drop("target_not_in_corpus", int((~in_corpus).sum()))
+    positive = positive[in_corpus]
+    category_map = read_table(category_map_path, ("product_id", "category"), "category map") if category_map_path else None
+    domains = assign_domains(positive, category_map, options)
+
+    records: dict[str, list[TaskRecord]] = {"train": [], "test": []}
+    all_queries = examples.drop_duplicates("query_id")
+    with_target = set(positive["query_id"].tolist())
+    manifest.drop("query_without_relevant_product", int((~all_queries["query_id"].isin(with_target)).sum()))
+    manifest.inputs["queries"] = len(all_queries)
+    for query_id, group in positive.groupby("query_id", sort=True):
+        first = group.iloc[0]
+        split = "test" if first["split"] == "test" else "train"
+        domain = domains.get(int(query_id))
+        source = f"{options.source_name}/{domain}" if domain else options.source_name
+        qrels = {str(p): float(g) for p, g in zip(group["product_id"], group["gain"])}
+        records[split].append(TaskRecord(f"esci-{query_id}", source, "search", qrels, query=str(first["query"]).strip(), split=split))
+
+    test_texts = {r.query.lower() for r in records["test"]}
+    train = [r for r in records["train"] if r.query.lower() not in test_texts]
+    manifest.drop("train_query_text_also_in_test", len(records["train"]) - len(train))
+    rng = np.random.default_rng(options.seed)
+    val_index = set(rng.choice(len(train), size=min(options.val_size, len(train)), replace=False).tolist()) if train else set()
+    splits = {
+        "train": [r for i, r in enumerate(train) if i not in val_index],
+        "val": [TaskRecord(**{**r.__dict__, "split": "val"}) for i, r in enumerate(train) if i in val_index],
+        "test": records["test"],
+    }
+    for domain in sorted({r.data_source for r in records["test"]} - {options.source_name}):
+        splits[f"test_{domain.split('/', 1)[1]}"] = [r for r in records["test"] if r.data_source == domain]
+    for name, rows in splits.items():
+        write_records(rows, out / f"{name}.parquet")
+        manifest.outputs[f"{name}.parquet"] = len(rows)
+    manifest.write(out)
+    return manifest
+
+
+def write_records(records: list[TaskRecord], path: Path) -> None:
+    """Parquet with the task-record schema (empty files keep the columns)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.schema([
+        ("record_id", pa.string()), ("data_source", pa.string()), ("task", pa.string()), ("query", pa.string()),
+        ("history", pa.list_(pa.string())),
+        ("candidates", pa.list_(pa.struct([("id", pa.string()), ("text", pa.string())]))),
+        ("qrels", pa.string()), ("split", pa.string()),
+    ])
+    table = pa.Table.from_pylist([r.to_row() for r in records], schema=schema)
+    pq.write_table(table, path)
