@@ -28,6 +28,11 @@ REQUIRED_COLUMNS = ("record_id", "data_source", "task", "qrels")
 TASKS = ("search", "seqrec", "rerank")
 
 
+def _sequence(value: Any) -> Sequence[Any]:
+    """A list column as a sequence: Arrow gives lists, pandas numpy arrays, a missing value None."""
+    return () if value is None else value
+
+
 @dataclass(frozen=True)
 class Candidate:
     id: str
@@ -71,14 +76,14 @@ class TaskRecord:
             qrels = {str(k): float(v) for k, v in json.loads(row["qrels"]).items()}
         except (TypeError, ValueError, AttributeError):
             raise ValueError(f"{where}: column 'qrels' must be a JSON object {{doc_id: gain}}, got {str(row['qrels'])[:120]!r}") from None
-        candidates: Sequence[Any] = row.get("candidates") or ()
+        candidates: Sequence[Any] = _sequence(row.get("candidates"))
         return cls(
             record_id=str(row["record_id"]),
             data_source=str(row["data_source"]),
             task=str(row["task"]),
             qrels=qrels,
             query=str(row.get("query") or ""),
-            history=tuple(str(h) for h in (row.get("history") or ())),
+            history=tuple(str(h) for h in _sequence(row.get("history"))),
             candidates=tuple(Candidate(str(c["id"]), str(c["text"])) for c in candidates),
             split=str(row.get("split") or "train"),
         )

@@ -1,0 +1,68 @@
+"""Teach a tiny local model the answer format, so CPU smoke runs see real reward variance.
+
+A randomly initialised model writes noise: every rollout is malformed, every reward is -2 and
+GRPO has nothing to compare. A few hundred supervised steps on ``prompt -> <think>..</think>
+<answer>{"query": <the user's query>}</answer>`` make it emit the format most of the time with
+noisy queries, so rewards vary within a group (-2, 0 and 0.1 + NDCG). This is for CPU smoke
+runs and tests only; real runs start from an instruction model.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from verl_rec.tasks.formats import get_format
+from verl_rec.tasks.records import TaskRecord
+
+
+def format_examples(records_parquet: str | Path, prompt_format: str = "bm25_query") -> list[tuple[list[dict], str]]:
+    """(chat messages, target response) pairs from task records."""
+    fmt = get_format(prompt_format)
+    pairs = []
+    for i, row in pd.read_parquet(records_parquet).iterrows():
+        record = TaskRecord.from_row(row.to_dict(), where=f"{records_parquet} row {i}")
+        answer = json.dumps({fmt.answer_key: record.query if fmt.answer_key == "query" else [c.id for c in record.candidates]})
+        pairs.append((fmt.messages(record), f"<think>find it</think>\n<answer>{answer}</answer>"))
+    return pairs
+
+
+def warm_up_format(model_dir: str | Path, records_parquet: str | Path, prompt_format: str = "bm25_query",
+                   steps: int = 300, batch_size: int = 8, lr: float = 3e-3, seed: int = 0) -> Path:
+    """Fine-tune ``model_dir`` in place on the format; returns ``model_dir``."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.manual_seed(seed)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True)
+    rows = []
+    for messages, response in format_examples(records_parquet, prompt_format):
+        prompt_ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+        if hasattr(prompt_ids, "input_ids") or isinstance(prompt_ids, dict):
+            prompt_ids = prompt_ids["input_ids"]
+        response_ids = tokenizer(response + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
+        rows.append((list(prompt_ids), response_ids))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    generator = torch.Generator().manual_seed(seed)
+    model.train()
+    for _ in range(steps):
+        picks = torch.randint(len(rows), (batch_size,), generator=generator).tolist()
+        width = max(len(rows[i][0]) + len(rows[i][1]) for i in picks)
+        input_ids = torch.full((batch_size, width), tokenizer.pad_token_id or 0)
+        labels = torch.full((batch_size, width), -100)
+        attention = torch.zeros((batch_size, width), dtype=torch.long)
+        for b, i in enumerate(picks):
+            prompt, response = rows[i]
+            ids = prompt + response
+            input_ids[b, : len(ids)] = torch.tensor(ids)
+            labels[b, len(prompt) : len(ids)] = torch.tensor(response)
+            attention[b, : len(ids)] = 1
+        loss = model(input_ids=input_ids, attention_mask=attention, labels=labels).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.save_pretrained(model_dir)
+    return Path(model_dir)

@@ -1,0 +1,36 @@
+"""Entry point of the ``verl.plugins`` group: loaded by every ``import verl``.
+
+Registers, in every process that imports veRL (driver, TaskRunner, Ray workers):
+
+* the ``rec_r1`` reward manager, once veRL imports its reward-manager registry;
+* the CPU platform (selected by ``VERL_PLATFORM=cpu``), FSDP engines for device ``cpu`` and
+  the ``hf`` rollout (see :mod:`verl_rec.integration.cpu`).
+
+veRL swallows plugin errors at DEBUG level, so a broken registration would fail silently far
+away (e.g. "Unknown reward manager: rec_r1" inside a Ray worker). This module never raises
+(it must not break ``import verl``) but logs any failure at WARNING, with the traceback.
+"""
+
+import logging
+
+logger = logging.getLogger(__name__)
+
+REWARD_REGISTRY_MODULE = "verl.experimental.reward_loop.reward_manager"
+
+
+def _register_reward_manager(_registry_module) -> None:
+    import verl_rec.integration.reward_manager  # noqa: F401  (its @register decorator runs)
+
+
+def _register() -> None:
+    from verl_rec.integration.cpu.registration import register_all
+    from verl_rec.integration.import_hooks import when_imported
+
+    register_all()
+    when_imported(REWARD_REGISTRY_MODULE, _register_reward_manager)
+
+
+try:
+    _register()
+except Exception:
+    logger.warning("verl_rec plugin: registration with veRL failed", exc_info=True)

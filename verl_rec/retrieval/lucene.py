@@ -1,0 +1,389 @@
+"""Lucene BM25 through pyserini 1.6.0 (Anserini 1.7.1, Lucene 9.9.1): the Rec-R1 paper's engine.
+
+Index: our JSONL corpus -> Anserini ``JsonCollection`` -> ``IndexCollection`` with
+``DefaultLuceneDocumentGenerator`` and Anserini's default English analyzer (StandardTokenizer,
+English possessive filter, lower-casing, Lucene's 33 English stop words, Porter stemmer). Only
+docids and postings with term frequencies are stored: no raw text, positions or doc vectors.
+
+Search: queries are passed to Anserini as plain text and analysed exactly like documents
+(``BagOfWordsQueryGenerator``: one SHOULD clause per distinct term, boosted by its count in
+the query). They are never wrapped in ``contents:`` — the StandardTokenizer keeps
+``contents:word`` as ONE token, so that wrapping (the paper's reward code) silently drops the
+first query word.
+
+Ranking and ties (read from the bytecode of Anserini 1.7.1's ``SimpleSearcher._search`` and
+``ScoreTiesAdjusterReranker``; details in ``notes_lucene_ties.md`` at the repository root):
+
+1. Lucene collects the top ``k`` by ``Sort(score desc, docid-string asc)``: exact float32 BM25
+   ties are broken by the *string* id ascending (byte order: "10" < "9"), also at the cut-off.
+2. The returned scores are then rounded to 4 decimals (``round(score * 1e4) / 1e4`` in double,
+   cast to float32), and every hit whose rounded score is within 1e-4 of the previous hit's
+   (already adjusted) score is lowered by ``1e-6 * n`` (``n``-th tie in a run). The order is
+   not changed by this step.
+
+:meth:`LuceneRetriever.search` returns those (rounded) Anserini scores;
+:meth:`LuceneRetriever.search_exact` returns the exact float32 Lucene scores in the same order.
+``LuceneRetriever(engine="direct")`` gives the same rankings as pyserini's ``batch_search`` with
+less pyjnius overhead (see the class docstring). Build an index from the shell with
+``python -m verl_rec.retrieval.lucene build corpus.jsonl index_dir``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from verl_rec.retrieval.base import Retriever, SearchHits
+from verl_rec.retrieval.corpus import CorpusError, CorpusFormat, iter_corpus
+from verl_rec.retrieval.java import ensure_java
+
+logger = logging.getLogger(__name__)
+
+#: Lucene's BooleanQuery clause limit (default 1024) is raised to this, JVM-wide, so that a long
+#: LLM query is scored as its full bag of words instead of failing with TooManyClauses.
+MAX_CLAUSES = 1 << 20
+_COUNT_MARK = "VERL_REC_LUCENE_NUM_DOCS="
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_MAX_K = 2**31 - 1
+_EMPTY = SearchHits(ids=[], scores=np.zeros(0, dtype=np.float32))
+
+
+class LuceneIndexError(FileNotFoundError):
+    """The Lucene index directory is missing or holds no Lucene index."""
+
+
+def is_lucene_index(index_dir: str | Path) -> bool:
+    """A Lucene index has a ``segments_N`` commit file."""
+    path = Path(index_dir)
+    return path.is_dir() and any(path.glob("segments_*"))
+
+
+def sanitize_text(text: Any) -> str:
+    """Make any query text safe for JNI and the analyzer, without changing its terms.
+
+    Lone surrogates (e.g. from a lossy tokenizer decode) cannot be encoded to a Java string:
+    valid surrogate pairs are joined, lone ones become U+FFFD. Control characters, which the
+    analyzer treats as separators anyway, become spaces (NUL included).
+    """
+    if text is None:
+        return ""
+    text = text if isinstance(text, str) else str(text)
+    if _SURROGATE.search(text):
+        text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return _CONTROL.sub(" ", text)
+
+
+def anserini_tie_adjust(exact_scores: np.ndarray) -> np.ndarray:
+    """Anserini 1.7.1's ``ScoreTiesAdjusterReranker`` in numpy, bit for bit.
+
+    Input: exact float32 scores already in rank order. Each score is rounded to 4 decimals
+    (Java ``Math.round(score * 1e4) / 1e4`` in double, back to float32); a score within 1e-4
+    of the previous adjusted one is the ``n``-th tie of a run and loses ``1e-6f * n``.
+    """
+    scores = np.asarray(exact_scores, dtype=np.float32)
+    out = np.empty_like(scores)
+    eps, tie = np.float32(1e-6), np.float32(1e-4)
+    dup = 0
+    for i, score in enumerate(scores):
+        scaled = float(score) * 10000.0
+        rounded = math.floor(scaled) + (scaled - math.floor(scaled) >= 0.5)  # Java Math.round: half up
+        value = np.float32(rounded / 10000.0)
+        if i == 0 or np.float32(out[i - 1] - value) > tie:
+            dup = 0
+        else:
+            dup += 1
+            value = np.float32(value - np.float32(eps * np.float32(dup)))
+        out[i] = value
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Indexing
+# ----------------------------------------------------------------------------------------------
+
+
+def _write_json_collection(corpus_path: Path, out_dir: Path, fmt: CorpusFormat, progress: bool) -> tuple[int, int]:
+    """Write Anserini JsonCollection input; return (documents, documents with empty text)."""
+    from tqdm.auto import tqdm
+
+    count = empty = 0
+    with (out_dir / "docs.jsonl").open("w", encoding="utf-8") as out:
+        docs = iter_corpus(corpus_path, fmt)
+        for doc_id, text in tqdm(docs, desc=f"convert {corpus_path.name}", unit="doc", disable=not progress):
+            text = sanitize_text(text)
+            empty += not text.strip(" ")  # Anserini skips docs whose Java trim() is empty (chars <= U+0020)
+            out.write(json.dumps({"id": doc_id, "contents": text}, ensure_ascii=False) + "\n")
+            count += 1
+    return count, empty
+
+
+def _run_indexer(args: list[str], heap: str, corpus_path: Path, progress: bool) -> int:
+    """Run Anserini's IndexCollection in a child Python (own JVM); return the indexed doc count."""
+    cmd = [sys.executable, "-m", "verl_rec.retrieval.lucene", "index", "--heap", heap, "--", *args]
+    env = dict(os.environ)
+    package_root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
+    tail: deque[str] = deque(maxlen=40)
+    num_docs = None
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                          encoding="utf-8", errors="replace") as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith(_COUNT_MARK):
+                num_docs = int(line[len(_COUNT_MARK):])
+                continue
+            tail.append(line.rstrip())
+            if progress:
+                print(line, end="", file=sys.stderr, flush=True)
+    if proc.returncode != 0 or num_docs is None:
+        log = "\n".join(tail)
+        raise RuntimeError(f"Lucene indexing of corpus {corpus_path} failed (exit {proc.returncode}); indexer output:\n{log}")
+    return num_docs
+
+
+def build_lucene_index(
+    corpus_path: str | Path,
+    index_dir: str | Path,
+    fmt: CorpusFormat = CorpusFormat(),
+    threads: int = 2,
+    heap: str = "2g",
+    progress: bool = True,
+) -> Path:
+    """Build a BM25-ready Lucene index of a JSONL corpus; return the index directory.
+
+    The Java indexer runs in a child process so that this process' JVM (if any, or future)
+    keeps its own options. An existing index at ``index_dir`` is replaced; a non-empty
+    directory that is not a Lucene index is refused.
+    """
+    corpus_path, index_dir = Path(corpus_path), Path(index_dir)
+    if index_dir.exists() and any(index_dir.iterdir()) and not is_lucene_index(index_dir):
+        raise FileExistsError(f"{index_dir} exists and is not a Lucene index; refusing to write an index into it")
+    index_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="anserini-json-", dir=index_dir.parent) as tmp:
+        count, empty = _write_json_collection(corpus_path, Path(tmp), fmt, progress)
+        if count == 0:
+            raise CorpusError(f"{corpus_path}: the corpus has no documents")
+        args = ["-collection", "JsonCollection", "-input", tmp, "-index", str(index_dir),
+                "-generator", "DefaultLuceneDocumentGenerator", "-threads", str(max(1, int(threads)))]
+        indexed = _run_indexer(args, heap, corpus_path, progress)
+    if indexed != count - empty:
+        raise RuntimeError(
+            f"Lucene index of corpus {corpus_path} has {indexed} documents, expected {count - empty} "
+            f"({count} read, {empty} with empty text skipped by Anserini)"
+        )
+    if empty:
+        logger.warning("%s: %d documents with empty text were not indexed", corpus_path, empty)
+    logger.info("indexed %d documents of %s into %s in %.1fs", indexed, corpus_path, index_dir, time.perf_counter() - started)
+    return index_dir
+
+
+def _index_main(heap: str, anserini_args: list[str]) -> None:
+    """Child-process entry: run IndexCollection, then print the committed document count."""
+    ensure_java(heap)
+    from jnius import autoclass  # starts the JVM; pyserini itself (and torch) is not imported
+
+    autoclass("io.anserini.index.IndexCollection").main(anserini_args)
+    index = anserini_args[anserini_args.index("-index") + 1]
+    paths = autoclass("java.nio.file.Paths")
+    directory = autoclass("org.apache.lucene.store.FSDirectory").open(paths.get(index))
+    reader = autoclass("org.apache.lucene.index.DirectoryReader").open(directory)  # raises if nothing was committed
+    print(f"{_COUNT_MARK}{reader.numDocs()}", flush=True)
+    reader.close()
+
+
+# ----------------------------------------------------------------------------------------------
+# Search
+# ----------------------------------------------------------------------------------------------
+
+
+class LuceneRetriever(Retriever):
+    """BM25 top-k over a Lucene index via pyserini's ``LuceneSearcher`` (one JVM per process).
+
+    ``engine="pyserini"`` (default) calls ``LuceneSearcher.batch_search``; Anserini 1.7.1 runs
+    such a batch on ``Executors.newWorkStealingPool()``, i.e. on all cores whatever ``threads``
+    says. Most of its cost is pyjnius turning every hit into a Python proxy object.
+    ``engine="direct"`` runs the same Anserini steps per query from Python (same query, sort,
+    tie adjustment: identical ids and scores, checked in tests) but reads each ranking as two
+    Java arrays; it was 1.5-3x faster on the Vaswani collection (single-threaded: pyjnius
+    keeps the GIL during Java calls).
+    """
+
+    name = "lucene"
+    batch_size = 1024  # queries per Java batch call, bounds the JVM's result memory
+    engines = ("pyserini", "direct")
+
+    def __init__(self, index_dir: str | Path, k1: float = 1.2, b: float = 0.75, threads: int = 2, heap: str = "2g",
+                 engine: str = "pyserini"):
+        self.index_dir = Path(index_dir)
+        if not self.index_dir.is_dir():
+            raise LuceneIndexError(f"Lucene index directory {self.index_dir} does not exist; build it with build_lucene_index()")
+        if not is_lucene_index(self.index_dir):
+            raise LuceneIndexError(f"{self.index_dir} is not a Lucene index (no segments_N file); build it with build_lucene_index()")
+        if engine not in self.engines:
+            raise ValueError(f"engine must be one of {self.engines}, got {engine!r}")
+        self.k1, self.b, self.threads, self.engine = float(k1), float(b), max(1, int(threads)), engine
+        ensure_java(heap)
+        from jnius import JavaException, autoclass
+        from pyserini.search.lucene import LuceneSearcher
+
+        self._java_exception = JavaException
+        autoclass("org.apache.lucene.search.IndexSearcher").setMaxClauseCount(MAX_CLAUSES)
+        self._searcher = LuceneSearcher(str(self.index_dir))
+        self._searcher.set_bm25(self.k1, self.b)
+        self.num_docs = int(self._searcher.num_docs)
+        self._direct_parts: Any = None  # lazily built Lucene objects for the direct path
+        self._closed = False
+
+    # -- public API ------------------------------------------------------------------------
+
+    def search(self, queries: Sequence[str], k: int) -> list[SearchHits]:
+        """Top-``k`` BM25 hits per query with Anserini's (4-decimal, tie-adjusted) scores."""
+        return self._run(queries, k, exact=False)
+
+    def search_exact(self, queries: Sequence[str], k: int) -> list[SearchHits]:
+        """Top-``k`` hits with Lucene's exact float32 BM25 scores (before Anserini's rounding).
+
+        Same query, similarity and order as :meth:`search`: score desc, then docid string asc.
+        """
+        return self._run(queries, k, exact=True)
+
+    def analyze(self, text: str) -> list[str]:
+        """The index terms Lucene makes of ``text`` (same analyzer as documents and queries)."""
+        self._check_open()
+        from jnius import autoclass
+
+        utils = autoclass("io.anserini.analysis.AnalyzerUtils")
+        return list(utils.analyze(self._searcher.object.get_analyzer(), sanitize_text(text)).toArray())
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._direct_parts = None
+        for closer in (self._searcher.close, self._searcher.index_reader.reader.close):
+            try:
+                closer()
+            except Exception as exc:  # closing twice or a dead JVM: nothing left to release
+                logger.debug("ignoring error while closing Lucene searcher: %s", exc)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError(f"LuceneRetriever over {self.index_dir} is closed")
+
+    def _run(self, queries: Sequence[str], k: int, exact: bool) -> list[SearchHits]:
+        self._check_open()
+        texts = [sanitize_text(q) for q in queries]
+        results = [_EMPTY] * len(texts)
+        if k <= 0:
+            return results
+        todo = [i for i, t in enumerate(texts) if t.strip()]  # blank queries match nothing anyway
+        for start in range(0, len(todo), self.batch_size):
+            chunk = todo[start:start + self.batch_size]
+            chunk_texts = [texts[i] for i in chunk]
+            if exact or self.engine == "direct":
+                hits = self._search_each(chunk_texts, k, exact)
+            else:
+                hits = self._search_batch(chunk_texts, k)
+            for i, h in zip(chunk, hits):
+                results[i] = h
+        return results
+
+    def _search_batch(self, texts: list[str], k: int) -> list[SearchHits]:
+        qids = [str(i) for i in range(len(texts))]
+        try:
+            found = self._searcher.batch_search(texts, qids, k=int(min(k, _MAX_K)), threads=self.threads)
+        except self._java_exception as exc:
+            logger.warning("Lucene batch of %d queries failed (%s); retrying one query at a time", len(texts), exc)
+            return self._search_each(texts, k, exact=False)
+        return [self._to_hits(found.get(qid, ())) for qid in qids]
+
+    def _search_each(self, texts: list[str], k: int, exact: bool) -> list[SearchHits]:
+        """One Java call chain per query; a query Lucene rejects gets an empty ranking."""
+        hits, failures = [], 0
+        for text in texts:
+            try:
+                hits.append(self._search_direct(text, k, exact))
+            except self._java_exception as exc:
+                logger.warning("Lucene rejected query %.80r: %s", text, exc)
+                hits.append(_EMPTY)
+                failures += 1
+        if texts and failures == len(texts):
+            self._search_direct("probe", 1, exact)  # raises if the engine itself is broken, not the queries
+        return hits
+
+    def _search_direct(self, text: str, k: int, exact: bool) -> SearchHits:
+        """Anserini's ``SimpleSearcher._search`` for BM25 without RM3, read back as arrays."""
+        searcher, sort, generator, analyzer, scored_docs, adjuster = self._parts()
+        query = generator.buildQuery("contents", analyzer, text)
+        docs = scored_docs.fromTopDocs(searcher.search(query, int(min(k, _MAX_K)), sort, True), searcher)
+        if not exact:
+            adjuster.rerank(docs, None)  # 4-decimal rounding and tie perturbation, in place
+        return SearchHits(ids=list(docs.docids), scores=np.asarray(docs.scores, dtype=np.float32))
+
+    @staticmethod
+    def _to_hits(docs: Any) -> SearchHits:
+        ids, scores = [], []
+        for doc in docs:
+            ids.append(doc.docid)
+            scores.append(doc.score)
+        return SearchHits(ids=ids, scores=np.asarray(scores, dtype=np.float32))
+
+    def _parts(self) -> tuple[Any, ...]:
+        if self._direct_parts is None:
+            from jnius import autoclass
+
+            sort_field = autoclass("org.apache.lucene.search.SortField")
+            sort_type = autoclass("org.apache.lucene.search.SortField$Type")
+            searcher = autoclass("org.apache.lucene.search.IndexSearcher")(self._searcher.index_reader.reader)
+            searcher.setSimilarity(autoclass("org.apache.lucene.search.similarities.BM25Similarity")(self.k1, self.b))
+            self._direct_parts = (
+                searcher,
+                autoclass("org.apache.lucene.search.Sort")(sort_field.FIELD_SCORE, sort_field("id", sort_type.STRING_VAL)),
+                autoclass("io.anserini.search.query.BagOfWordsQueryGenerator")(),
+                self._searcher.object.get_analyzer(),
+                autoclass("io.anserini.search.ScoredDocs"),
+                autoclass("io.anserini.rerank.lib.ScoreTiesAdjusterReranker")(),
+            )
+        return self._direct_parts
+
+
+def _cli(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m verl_rec.retrieval.lucene", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    raw = sub.add_parser("index", help="internal: run Anserini IndexCollection with the given arguments")
+    raw.add_argument("--heap", default="2g")
+    raw.add_argument("anserini_args", nargs=argparse.REMAINDER)
+    build = sub.add_parser("build", help="build a Lucene index from a JSONL corpus")
+    build.add_argument("corpus")
+    build.add_argument("index_dir")
+    build.add_argument("--id-field", default="id")
+    build.add_argument("--text-fields", nargs="+", default=["contents"])
+    build.add_argument("--threads", type=int, default=2)
+    build.add_argument("--heap", default="2g")
+    args = parser.parse_args(argv)
+    if args.command == "index":
+        _index_main(args.heap, [a for a in args.anserini_args if a != "--"])
+    else:
+        fmt = CorpusFormat.of(args.id_field, args.text_fields)
+        build_lucene_index(args.corpus, args.index_dir, fmt, threads=args.threads, heap=args.heap)
+
+
+if __name__ == "__main__":
+    _cli()
