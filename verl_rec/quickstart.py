@@ -24,7 +24,6 @@ from verl_rec.data.synthetic_catalog import write_esci_release
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = REPO / "recipes"
-SHOWN = ("critic/score/mean", "val-core/", "val-aux/")
 
 
 def data_root() -> Path:
@@ -58,15 +57,21 @@ def command(gpu: bool, model_dir: Path | None, overrides: list[str]) -> tuple[li
     return cmd + overrides, env
 
 
+def _val_mean(metrics: dict[str, float], suffix: str) -> str:
+    """Mean over data sources of a validation metric, formatted for the step row."""
+    values = [v for k, v in metrics.items() if k.startswith(("val-core/", "val-aux/")) and k.endswith(suffix)]
+    return f"{sum(values) / len(values):7.4f}" if values else "      -"
+
+
 def show(line: str) -> None:
-    """Print veRL's per-step line as a short table row: reward and the NDCG values."""
-    if "step:" not in line:
-        return
-    step = line.split("step:", 1)[1].split(" ", 1)[0]
-    parts = [p.strip() for p in line.split(" - ")]
-    kept = [p for p in parts if p.startswith(SHOWN) and ("score" in p or "ndcg" in p or "reward" in p)]
-    if kept:
-        print(f"[quickstart] step {step}: " + "  ".join(kept), flush=True)
+    """One short row per step: training reward, and validation reward / NDCG averaged over sources."""
+    from verl_rec.integration.cpu.runner import parse_step_metrics
+
+    for step, metrics in parse_step_metrics(line).items():
+        train = metrics.get("critic/score/mean")
+        print(f"[quickstart] step {step:>3} | train reward {'      -' if train is None else f'{train:7.4f}'} | "
+              f"val reward {_val_mean(metrics, '/reward/mean@1')} | val NDCG@10 {_val_mean(metrics, '/ndcg@10/mean@1')} | "
+              f"val format_ok {_val_mean(metrics, '/format_ok/mean@1')}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,9 +85,12 @@ def main(argv: list[str] | None = None) -> int:
     if not args.gpu:
         from verl_rec.integration.tiny_model import build_tiny_model
 
+        from verl_rec.integration.format_warmup import warm_up_format
+
         model_dir = root / "quickstart" / "tiny_model"
         if not (model_dir / "config.json").is_file():
-            build_tiny_model(model_dir)
+            print("[quickstart] building a tiny local model and teaching it the answer format (CPU, ~1-3 min)")
+            warm_up_format(build_tiny_model(model_dir), root / "quickstart" / "esci" / "train.parquet", steps=150)
     cmd, env = command(args.gpu, model_dir, overrides)
     log_path = Path(args.log or root / "quickstart" / "train.log")
     print(f"[quickstart] running: {' '.join(cmd[:5])} ... (full log: {log_path})", flush=True)
