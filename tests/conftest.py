@@ -72,3 +72,15 @@ def vaswani_lucene(vaswani_lucene_index: Path) -> Iterator["LuceneRetriever"]:  
     print(f"\n[lucene] pyserini import + JVM start + searcher open: {time.perf_counter() - started:.1f}s")
     yield retriever
     retriever.close()
+
+
+@pytest.fixture(scope="session")
+def vaswani_bm25s(vaswani: Vaswani, tmp_path_factory: pytest.TempPathFactory):
+    """A Bm25sRetriever (Lucene-exact scoring) over the Vaswani corpus, built once."""
+    from verl_rec.retrieval.bm25s_backend import Bm25sRetriever, build_bm25s_index
+
+    index = build_bm25s_index(vaswani.corpus_path, tmp_path_factory.mktemp("vaswani-bm25s") / "index", progress=False)
+    retriever = Bm25sRetriever(index)
+    retriever.warmup()
+    yield retriever
+    retriever.close()

@@ -107,18 +107,23 @@ class RetrievalService:
     def __init__(self, config: ServiceConfig) -> None:
         from verl_rec.retrieval.factory import open_retriever
 
-        self.config = config
         started = time.perf_counter()
-        self.retriever = open_retriever(config.backend, config.index_path, **config.backend_options)
-        self.retriever.warmup()
-        self.startup_s = time.perf_counter() - started
+        retriever = open_retriever(config.backend, config.index_path, **config.backend_options)
+        retriever.warmup()
+        self._setup(config, retriever, time.perf_counter() - started)
+        logger.info("verl-rec retrieval service up in %.1fs (pid %d, %s)", self.startup_s, os.getpid(), config.backend)
+
+    def _setup(self, config: ServiceConfig, retriever: Any, startup_s: float = 0.0) -> None:
+        """State of a running service around an open engine (tests pass a stub engine here)."""
+        self.config = config
+        self.retriever = retriever
+        self.startup_s = startup_s
         self.cache = LRUCache(config.cache_size)
         self.stats = ServiceStats()
         self._pending: list[tuple[str, int, asyncio.Future]] = []
         self._flusher: Optional[asyncio.Task] = None
         # one engine thread: batches run in order, and a JVM sees one attached thread
         self._engine_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="verl-rec-engine")
-        logger.info("verl-rec retrieval service up in %.1fs (pid %d, %s)", self.startup_s, os.getpid(), config.backend)
 
     # ---- public API -------------------------------------------------------------------
     async def ranking(self, query: str, k: int) -> list[str]:
