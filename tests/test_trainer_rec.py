@@ -37,7 +37,7 @@ def format_model(tmp_path_factory, catalog):
     from verl_rec.integration.tiny_model import build_tiny_model
 
     model = build_tiny_model(tmp_path_factory.mktemp("tiny"), seed=0)
-    return warm_up_format(model, catalog / "train.parquet", steps=150)
+    return warm_up_format(model, catalog / "train.parquet", steps=250)
 
 
 def read_generations(folder: Path) -> list[dict]:
@@ -52,7 +52,6 @@ def test_main_ppo_esci_bm25_recipe_on_cpu(catalog, format_model, tmp_path):
 
     dump = tmp_path / "generations"
     result = run_main_ppo([
-        f"--config-dir={RECIPES}", "--config-name=esci_bm25",
         # the tiny model and catalog
         f"actor_rollout_ref.model.path={format_model}",
         f"data.train_files={catalog / 'train.parquet'}", f"data.val_files={catalog / 'val.parquet'}",
@@ -73,7 +72,7 @@ def test_main_ppo_esci_bm25_recipe_on_cpu(catalog, format_model, tmp_path):
         "trainer.n_gpus_per_node=1", "trainer.total_training_steps=2", "trainer.val_before_train=False",
         "trainer.test_freq=2", "trainer.save_freq=-1", f"trainer.default_local_dir={tmp_path / 'ckpt'}",
         f"trainer.rollout_data_dir={dump}",
-    ], tmp_path / "main_ppo.log", timeout_s=900)
+    ], tmp_path / "main_ppo.log", timeout_s=900, config_args=[f"--config-dir={RECIPES}", "--config-name=esci_bm25"])
     print(f"\n[trainer] exit {result.returncode} in {result.wall_s:.0f}s, peak RSS {result.peak_rss_bytes / 2**30:.2f} GiB")
     assert result.returncode == 0, result.tail()
     assert {1, 2} <= set(result.metrics), result.tail()

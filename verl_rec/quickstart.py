@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         model_dir = root / "quickstart" / "tiny_model"
         if not (model_dir / "config.json").is_file():
             print("[quickstart] building a tiny local model and teaching it the answer format (CPU, ~1-3 min)")
-            warm_up_format(build_tiny_model(model_dir), root / "quickstart" / "esci" / "train.parquet", steps=150)
+            warm_up_format(build_tiny_model(model_dir), root / "quickstart" / "esci" / "train.parquet", steps=250)
     cmd, env = command(args.gpu, model_dir, overrides)
     log_path = Path(args.log or root / "quickstart" / "train.log")
     print(f"[quickstart] running: {' '.join(cmd[:5])} ... (full log: {log_path})", flush=True)

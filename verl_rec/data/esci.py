@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from verl_rec.data.download import resolve_input
 from verl_rec.data.io import InputError, read_table, require_type
 from verl_rec.data.manifest import Manifest
 from verl_rec.tasks.records import TaskRecord
@@ -63,6 +64,9 @@ def load_examples(path: Path, options: EsciOptions, manifest: Manifest) -> pd.Da
     bad_label = ~frame["esci_label"].isin(list("ESCI"))
     manifest.drop("example_unknown_label", int(bad_label.sum()))
     frame = frame[~bad_label]
+    missing_id = frame["query_id"].isna() | frame["product_id"].isna()
+    manifest.drop("example_missing_query_or_product_id", int(missing_id.sum()))
+    frame = frame[~missing_id]
     missing_query = frame["query"].isna() | (frame["query"].astype(str).str.strip() == "")
     manifest.drop("example_empty_query", int(missing_query.sum()))
     frame = frame[~missing_query]
@@ -144,6 +148,11 @@ def build_esci(
                                           "products": str(products_path), "corpus_jsonl": str(corpus_jsonl)})
     if (products_path is None) == (corpus_jsonl is None):
         raise InputError("give exactly one corpus source: --products (official parquet) or --corpus-jsonl (sampled)")
+    # URLs (http(s)://, file://) are downloaded once into $VERL_REC_CACHE; local paths pass through
+    examples_path = resolve_input(examples_path)
+    products_path = resolve_input(products_path) if products_path is not None else None
+    corpus_jsonl = resolve_input(corpus_jsonl) if corpus_jsonl is not None else None
+    category_map_path = resolve_input(category_map_path) if category_map_path else None
     examples = load_examples(Path(examples_path), options, manifest)
     corpus_ids = (
         write_corpus_from_products(Path(products_path), options, out / "corpus.jsonl", manifest)
@@ -156,7 +165,8 @@ def build_esci(
     in_corpus = positive["product_id"].isin(corpus_ids)
     manifest.drop("target_not_in_corpus", int((~in_corpus).sum()))
     positive = positive[in_corpus]
-    category_map = read_table(category_map_path, ("product_id", "category"), "category map") if category_map_path else None
+    category_map = (read_table(category_map_path, ("product_id", "category"), "category map",
+                               dtype={"product_id": str, "category": str}) if category_map_path else None)
     domains = assign_domains(positive, category_map, options)
 
     records: dict[str, list[TaskRecord]] = {"train": [], "test": []}
@@ -170,7 +180,7 @@ def build_esci(
         domain = domains.get(int(query_id))
         source = f"{options.source_name}/{domain}" if domain else options.source_name
         qrels = {str(p): float(g) for p, g in zip(group["product_id"], group["gain"])}
-        records[split].append(TaskRecord(f"esci-{query_id}", source, "search", qrels, query=str(first["query"]).strip(), split=split))
+        records[split].append(TaskRecord(f"esci-{int(query_id)}", source, "search", qrels, query=str(first["query"]).strip(), split=split))
 
     test_texts = {r.query.lower() for r in records["test"]}
     train = [r for r in records["train"] if r.query.lower() not in test_texts]

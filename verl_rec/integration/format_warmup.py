@@ -31,7 +31,11 @@ def format_examples(records_parquet: str | Path, prompt_format: str = "bm25_quer
 
 def warm_up_format(model_dir: str | Path, records_parquet: str | Path, prompt_format: str = "bm25_query",
                    steps: int = 300, batch_size: int = 8, lr: float = 3e-3, seed: int = 0) -> Path:
-    """Fine-tune ``model_dir`` in place on the format; returns ``model_dir``."""
+    """Fine-tune ``model_dir`` in place on the format; returns ``model_dir``.
+
+    Prompts are kept whole: truncating them shifts token positions and the model then fails
+    to produce the format at the real positions.
+    """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

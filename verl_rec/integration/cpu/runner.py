@@ -183,6 +183,7 @@ def run_main_ppo(
     extra_env: Optional[dict[str, str]] = None,
     sample_every_s: float = 0.5,
     shutdown_grace_s: float = 30.0,
+    config_args: Sequence[str] = (),
 ) -> RunResult:
     """Run ``main_ppo`` with ``cpu_overrides() + overrides``; always leaves no Ray process behind.
 
@@ -196,6 +197,7 @@ def run_main_ppo(
         sys.executable,
         "-m",
         "verl.trainer.main_ppo",
+        *config_args,  # --config-dir/--config-name must precede the overrides (Hydra's argparse)
         *cpu_overrides(),
         f"+ray_kwargs.ray_init._temp_dir={ray_tmp}",
         *overrides,

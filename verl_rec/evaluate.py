@@ -1,0 +1,200 @@
+"""Evaluate query writers on task records, per test domain, with the paper's metrics.
+
+Examples::
+
+    # the raw-query baseline (the record's own query), BM25 over the ESCI corpus
+    python -m verl_rec.evaluate --records data/esci/test.parquet \\
+        --backend lucene --index data/esci/index_lucene --out results/esci_raw
+
+    # a trained checkpoint (merged to Hugging Face format), against the baseline, with a chart
+    python -m verl_rec.evaluate --records data/esci/test.parquet --backend lucene \\
+        --index data/esci/index_lucene --raw --model rec-r1=checkpoints/esci_bm25_hf \\
+        --out results/esci --plot
+
+    # outputs generated elsewhere: JSONL of {"record_id", "output"}
+    python -m verl_rec.evaluate --records data/esci/test.parquet --backend lucene \\
+        --index data/esci/index_lucene --outputs gpt4o=gpt4o.jsonl --out results/esci_gpt4o
+
+Systems: ``--raw`` (the default when no other is given; seqrec: the history titles as the
+query; rerank: the first-stage order from the ``.candidates.jsonl`` sidecar, else the listed
+order), ``--outputs NAME=FILE`` and ``--model NAME=PATH`` (greedy; vLLM when importable, else
+transformers), each repeatable. Outputs are parsed with the task's prompt format (search:
+bm25_query, seqrec: seqrec_query, rerank: rerank; ``--prompt-format`` to change); a malformed
+or missing output scores 0 and is counted.
+
+Metrics (``--metrics`` to change): search NDCG@10/20/100 + Recall@100; seqrec NDCG and
+Recall @10 and @50; rerank NDCG@10. Grouped by data_source (the test domain) plus an ALL
+row. Writes to --out: results.md (printed), results.csv, per_query.csv, results.json,
+outputs_<name>.jsonl for --model systems, and results.png with --plot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from verl_rec.data.io import InputError
+from verl_rec.evaluation import report
+from verl_rec.evaluation.inputs import read_many, read_outputs, write_outputs
+from verl_rec.evaluation.scoring import DEFAULT_FORMATS, DEFAULT_METRICS, Answer, parsed_answers, raw_answer, score_system, summarize
+from verl_rec.metrics import parse_metric
+from verl_rec.reward.parsing import FormatSpec
+from verl_rec.tasks.formats import get_format
+from verl_rec.tasks.records import TaskRecord
+
+
+def _named(value: str, flag: str) -> tuple[str, str]:
+    """``NAME=PATH`` -> (NAME, PATH); a bare path is named after its file or folder."""
+    name, sep, path = value.partition("=")
+    if sep and name and "/" not in name:
+        return name, path
+    return Path(value.rstrip("/")).stem or flag, value
+
+
+def format_specs(tasks: set[str], prompt_format: Optional[str], think_prefilled: bool,
+                 max_query_words: Optional[int]) -> dict[str, FormatSpec]:
+    """The FormatSpec each task's outputs are checked with."""
+    specs = {}
+    for task in tasks:
+        fmt = get_format(prompt_format or DEFAULT_FORMATS[task])
+        if fmt.task != task:
+            raise InputError(f"--prompt-format {fmt.name!r} is for {fmt.task} records, but the records hold {task}")
+        spec = fmt.spec
+        specs[task] = FormatSpec(answer_key=spec.answer_key, require_think=spec.require_think,
+                                 think_prefilled=think_prefilled, max_query_words=max_query_words)
+    return specs
+
+
+def model_outputs(records: Sequence[TaskRecord], model_path: str, prompt_format: Optional[str], args: argparse.Namespace) -> dict[str, str]:
+    """Generate one greedy output per record with the model at ``model_path``."""
+    from verl_rec.evaluation.generate import generate
+
+    conversations = [get_format(prompt_format or DEFAULT_FORMATS[r.task]).messages(r) for r in records]
+    started = time.perf_counter()
+    texts, engine = generate(model_path, conversations, max_new_tokens=args.max_new_tokens,
+                             batch_size=args.gen_batch_size, engine=args.engine)
+    print(f"generated {len(texts)} outputs with {engine} in {time.perf_counter() - started:.1f}s", file=sys.stderr)
+    return {r.record_id: t for r, t in zip(records, texts)}
+
+
+def raw_answers(records: Sequence[TaskRecord], record_paths: Sequence[str]) -> dict[str, Answer]:
+    from verl_rec.data.rerank import read_sidecar
+
+    first_stage: dict[str, Any] = {}
+    for path in record_paths:
+        first_stage.update(read_sidecar(path) or {})
+    return {r.record_id: raw_answer(r, first_stage.get(r.record_id)) for r in records}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m verl_rec.evaluate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", nargs="+", required=True, help="task-record parquet files (e.g. test.parquet)")
+    parser.add_argument("--out", required=True, help="output folder for the tables and files")
+    parser.add_argument("--backend", default="lucene", help="retriever backend for search/seqrec records")
+    parser.add_argument("--index", help="retriever index (needed for search/seqrec records)")
+    parser.add_argument("--backend-options", default="{}", help='JSON options for open_retriever, e.g. {"heap": "4g"}')
+    parser.add_argument("--raw", action="store_true", help="score the raw-query baseline (default when no other system)")
+    parser.add_argument("--outputs", action="append", default=[], metavar="NAME=FILE", help="JSONL of {record_id, output}")
+    parser.add_argument("--model", action="append", default=[], metavar="NAME=PATH", help="generate outputs with this model")
+    parser.add_argument("--prompt-format", help="prompt format of the outputs (default per task)")
+    parser.add_argument("--think-prefilled", action="store_true", help="outputs continue a pre-filled <think>")
+    parser.add_argument("--max-query-words", type=int, help="queries longer than this are format failures")
+    parser.add_argument("--metrics", help="comma list for every task, e.g. ndcg@10,recall@100 (default: the paper's)")
+    parser.add_argument("--max-new-tokens", type=int, default=512)
+    parser.add_argument("--gen-batch-size", type=int, default=16, help="prompts per transformers generate() call")
+    parser.add_argument("--engine", choices=["auto", "vllm", "transformers"], default="auto")
+    parser.add_argument("--limit", type=int, help="first N records only (smoke runs)")
+    parser.add_argument("--plot", action="store_true", help="also write results.png (bar chart)")
+    parser.add_argument("--plot-metric", help="metric of the chart (default: each task's first)")
+    return parser
+
+
+def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Score every system; write the reports; return the summary rows."""
+    records, repeats = read_many(args.records)
+    if repeats:
+        print(f"note: {repeats} records appear in several --records files; each is scored once", file=sys.stderr)
+    if args.limit:
+        records = records[: args.limit]
+    if not records:
+        raise InputError(f"no records in {args.records}")
+    tasks = {r.task for r in records}
+    if args.metrics:
+        chosen = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
+        for spec in chosen:
+            parse_metric(spec)
+        metrics = {task: chosen for task in tasks}
+    else:
+        metrics = {task: DEFAULT_METRICS[task] for task in tasks}
+    specs = format_specs(tasks, args.prompt_format, args.think_prefilled, args.max_query_words)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    systems: list[tuple[str, Any]] = []
+    if args.raw or not (args.outputs or args.model):
+        systems.append(("raw", None))
+    systems += [(name, ("outputs", path)) for name, path in (_named(v, "outputs") for v in args.outputs)]
+    systems += [(name, ("model", path)) for name, path in (_named(v, "model") for v in args.model)]
+    names = [name for name, _ in systems]
+    if len(set(names)) != len(names):
+        raise InputError(f"system names must differ: {names}; name them NAME=PATH")
+
+    retriever = None
+    if tasks & {"search", "seqrec"}:
+        if not args.index:
+            raise InputError("search/seqrec records need a retriever: give --index (and --backend)")
+        from verl_rec.retrieval.factory import open_retriever
+
+        retriever = open_retriever(args.backend, args.index, **json.loads(args.backend_options))
+    summary: list[dict[str, Any]] = []
+    per_query: list[dict[str, Any]] = []
+    try:
+        for name, source in systems:
+            started = time.perf_counter()
+            if source is None:
+                answers = raw_answers(records, args.records)
+            else:
+                kind, path = source
+                if kind == "outputs":
+                    outputs = read_outputs(path)
+                else:
+                    outputs = model_outputs(records, path, args.prompt_format, args)
+                    write_outputs(out / f"outputs_{name}.jsonl", outputs)
+                answers = parsed_answers(records, outputs, specs)
+            rows = score_system(records, answers, metrics, retriever)
+            per_query += [{"system": name, **row} for row in rows]
+            summary += summarize(name, rows, metrics)
+            print(f"scored {name}: {len(rows)} records in {time.perf_counter() - started:.1f}s", file=sys.stderr)
+    finally:
+        if retriever is not None:
+            retriever.close()
+
+    table = report.markdown(summary, metrics)
+    (out / "results.md").write_text(table, encoding="utf-8")
+    report.write_csv(out / "results.csv", summary, first=report.SUMMARY_COLUMNS)
+    report.write_csv(out / "per_query.csv", per_query, first=("system", "record_id", "task", "data_source"))
+    (out / "results.json").write_text(json.dumps({"settings": {k: v for k, v in vars(args).items()}, "metrics": metrics,
+                                                  "summary": summary}, indent=2, default=str) + "\n", encoding="utf-8")
+    if args.plot:
+        report.bar_chart(out / "results.png", summary, metrics, args.plot_metric)
+    print(table)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        run(args)
+    except (InputError, ValueError, KeyError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""Greedy generation of the policy's outputs for evaluation: vLLM when importable, else transformers.
+
+Prompts are the chat messages of a prompt format, rendered with the model's own chat
+template and ``add_generation_prompt`` (as veRL renders them in training), and decoded
+greedily: the paper's evaluation setting (``val_kwargs.do_sample: false``).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Sequence
+
+ENGINES = ("auto", "vllm", "transformers")
+
+
+def vllm_available() -> bool:
+    try:
+        import vllm  # noqa: F401
+    except Exception:  # a broken CUDA install raises more than ImportError
+        return False
+    return True
+
+
+def render_prompts(tokenizer, conversations: Sequence[list[dict[str, str]]]) -> list[str]:
+    return [tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in conversations]
+
+
+def _generate_vllm(model_path: str, conversations: Sequence[list[dict[str, str]]], max_new_tokens: int,
+                   max_model_len: int | None) -> list[str]:
+    from vllm import LLM, SamplingParams
+
+    llm = LLM(model=model_path, max_model_len=max_model_len, trust_remote_code=False)
+    prompts = render_prompts(llm.get_tokenizer(), conversations)
+    results = llm.generate(prompts, SamplingParams(temperature=0.0, max_tokens=max_new_tokens))
+    return [r.outputs[0].text for r in results]
+
+
+def _generate_transformers(model_path: str, conversations: Sequence[list[dict[str, str]]], max_new_tokens: int,
+                           batch_size: int) -> list[str]:
+    import torch
+    from tqdm import tqdm
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    tokenizer = AutoTokenizer.from_pretrained(model_path, padding_side="left")
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype).to(device).eval()
+    prompts = render_prompts(tokenizer, conversations)
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths share a batch: less padding
+    outputs: list[str] = [""] * len(prompts)
+    for start in tqdm(range(0, len(order), batch_size), desc="generate", unit="batch", file=sys.stderr, mininterval=2):
+        index = order[start:start + batch_size]
+        batch = tokenizer([prompts[i] for i in index], return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+        with torch.no_grad():
+            generated = model.generate(**batch, do_sample=False, max_new_tokens=max_new_tokens,
+                                       pad_token_id=tokenizer.pad_token_id)
+        new_tokens = generated[:, batch["input_ids"].shape[1]:]
+        for i, text in zip(index, tokenizer.batch_decode(new_tokens, skip_special_tokens=True)):
+            outputs[i] = text
+    return outputs
+
+
+def generate(model_path: str, conversations: Sequence[list[dict[str, str]]], max_new_tokens: int = 512,
+             batch_size: int = 16, engine: str = "auto", max_model_len: int | None = None) -> tuple[list[str], str]:
+    """Greedy outputs for every conversation, and the engine that produced them."""
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    use_vllm = engine == "vllm" or (engine == "auto" and vllm_available())
+    if use_vllm:
+        return _generate_vllm(model_path, conversations, max_new_tokens, max_model_len), "vllm"
+    return _generate_transformers(model_path, conversations, max_new_tokens, batch_size), "transformers"
