@@ -37,9 +37,21 @@ def warm_up_format(model_dir: str | Path, records_parquet: str | Path, prompt_fo
     to produce the format at the real positions.
     """
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     torch.manual_seed(seed)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a 100k-parameter model: extra threads only spin (measured 8x more CPU with 2)
+    try:
+        return _train(model_dir, records_parquet, prompt_format, steps, batch_size, lr, seed)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(model_dir, records_parquet, prompt_format: str, steps: int, batch_size: int, lr: float, seed: int) -> Path:
+    """Teacher-forced cross-entropy on the response tokens only."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
     model = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True)
     rows = []
