@@ -16,11 +16,11 @@ import pytest
 
 from verl_rec.retrieval.base import SearchHits
 from verl_rec.retrieval.corpus import CorpusError, CorpusFormat
+from verl_rec.retrieval.lucene_exact import anserini_adjusted_scores
 from verl_rec.retrieval.lucene import (
     MAX_CLAUSES,
     LuceneIndexError,
     LuceneRetriever,
-    anserini_tie_adjust,
     build_lucene_index,
     is_lucene_index,
     sanitize_text,
@@ -155,7 +155,7 @@ def test_exact_scores_and_tie_order(vaswani, vaswani_lucene) -> None:
     string_not_numeric = 0
     for r, e in zip(rounded, exact):
         assert r.ids == e.ids
-        np.testing.assert_array_equal(anserini_tie_adjust(e.scores), r.scores)  # bit-exact reproduction
+        np.testing.assert_array_equal(anserini_adjusted_scores(e.scores), r.scores)  # bit-exact reproduction
         assert np.all(np.abs(e.scores - r.scores) < 1e-4 + 1e-6 * len(e))
         for i in range(1, len(e)):
             assert e.scores[i - 1] >= e.scores[i]
@@ -168,7 +168,7 @@ def test_exact_scores_and_tie_order(vaswani, vaswani_lucene) -> None:
 def test_tie_adjust_on_hand_made_scores() -> None:
     scores = np.array([23.439316, 22.087432, 22.087432, 22.08743, 21.602508], dtype=np.float32)
     expected = np.array([23.4393, 22.0874, 22.0874 - 1e-6, 22.0874 - 2e-6, 21.6025], dtype=np.float32)
-    np.testing.assert_allclose(anserini_tie_adjust(scores), expected, rtol=0, atol=2e-7)
+    np.testing.assert_allclose(anserini_adjusted_scores(scores), expected, rtol=0, atol=2e-7)
 
 
 # -- the query text reaches Lucene intact ------------------------------------------------------

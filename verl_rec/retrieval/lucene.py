@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import os
 import re
 import subprocess
@@ -85,30 +84,6 @@ def sanitize_text(text: Any) -> str:
     if _SURROGATE.search(text):
         text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
     return _CONTROL.sub(" ", text)
-
-
-def anserini_tie_adjust(exact_scores: np.ndarray) -> np.ndarray:
-    """Anserini 1.7.1's ``ScoreTiesAdjusterReranker`` in numpy, bit for bit.
-
-    Input: exact float32 scores already in rank order. Each score is rounded to 4 decimals
-    (Java ``Math.round(score * 1e4) / 1e4`` in double, back to float32); a score within 1e-4
-    of the previous adjusted one is the ``n``-th tie of a run and loses ``1e-6f * n``.
-    """
-    scores = np.asarray(exact_scores, dtype=np.float32)
-    out = np.empty_like(scores)
-    eps, tie = np.float32(1e-6), np.float32(1e-4)
-    dup = 0
-    for i, score in enumerate(scores):
-        scaled = float(score) * 10000.0
-        rounded = math.floor(scaled) + (scaled - math.floor(scaled) >= 0.5)  # Java Math.round: half up
-        value = np.float32(rounded / 10000.0)
-        if i == 0 or np.float32(out[i - 1] - value) > tie:
-            dup = 0
-        else:
-            dup += 1
-            value = np.float32(value - np.float32(eps * np.float32(dup)))
-        out[i] = value
-    return out
 
 
 # ----------------------------------------------------------------------------------------------
