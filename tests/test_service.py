@@ -121,3 +121,20 @@ def test_dead_service_is_restarted_on_the_next_request(vaswani, tmp_path):
         assert new_pid != old_pid
     finally:
         ray.shutdown()
+
+
+def test_an_index_that_does_not_fit_the_recipe_is_refused(tmp_path):
+    import json
+
+    from verl_rec.retrieval.bm25s_backend import build_bm25s_index
+    from verl_rec.retrieval.index_meta import IndexMismatchError
+
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps({"id": f"d{i}", "contents": f"red shoe model {i}"}) + "\n" for i in range(20)))
+    index = build_bm25s_index(corpus, tmp_path / "bm25s", progress=False)
+    with pytest.raises(IndexMismatchError, match="'bm25s' index but the recipe asks for backend 'lucene'"):
+        RetrievalService(ServiceConfig(backend="lucene", index_path=str(index)))
+    with pytest.raises(IndexMismatchError, match="k1=1.2 but the recipe sets k1=0.9"):
+        RetrievalService(ServiceConfig(backend="bm25s", index_path=str(index), backend_options={"k1": 0.9}))
+    service = RetrievalService(ServiceConfig(backend="bm25s", index_path=str(index), backend_options={"k1": 1.2}))
+    assert asyncio.run(service.ranking("red shoe model 3", 5))[0] == "d3"

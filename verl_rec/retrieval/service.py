@@ -106,8 +106,10 @@ class RetrievalService:
 
     def __init__(self, config: ServiceConfig) -> None:
         from verl_rec.retrieval.factory import open_retriever
+        from verl_rec.retrieval.index_meta import check_index_matches
 
         started = time.perf_counter()
+        check_index_matches(config.index_path, config.backend, config.backend_options)
         retriever = open_retriever(config.backend, config.index_path, **config.backend_options)
         retriever.warmup()
         self._setup(config, retriever, time.perf_counter() - started)
