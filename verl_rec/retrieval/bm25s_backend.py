@@ -29,8 +29,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
-import tempfile
 import threading
 import time
 from array import array
@@ -43,12 +41,12 @@ import numpy as np
 
 from verl_rec.retrieval import lucene_exact as lx
 from verl_rec.retrieval.analysis import ANALYZER_NAME, LuceneEnglishAnalyzer
+from verl_rec.retrieval.index_meta import METADATA_FILE, index_dir_swap
 from verl_rec.retrieval.base import Retriever, SearchHits
 from verl_rec.retrieval.corpus import CorpusError, CorpusFormat, iter_corpus
 
 logger = logging.getLogger(__name__)
 
-METADATA_FILE = "verl_rec_index.json"
 INDEX_FORMAT = "verl_rec.bm25s"
 FORMAT_VERSION = 1
 _DOC_IDS, _DOC_RANK, _TF, _NORMS, _IDF = "doc_ids.json", "doc_rank.npy", "tf.npy", "norms.npy", "idf.npy"
@@ -169,9 +167,7 @@ def build_bm25s_index(
         del per_doc
     del tokens, term
 
-    index_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{index_dir.name}.building-", dir=index_dir.parent))
-    try:
+    with index_dir_swap(index_dir) as tmp:
         model.save(tmp, show_progress=False)
         (tmp / _DOC_IDS).write_text(json.dumps(ids), encoding="utf-8")  # ASCII escapes: lone surrogates survive
         np.save(tmp / _DOC_RANK, _doc_rank(ids))
@@ -196,12 +192,6 @@ def build_bm25s_index(
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
         (tmp / METADATA_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
-        if index_dir.exists():
-            shutil.rmtree(index_dir)
-        tmp.rename(index_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     logger.info("bm25s index of %d docs (%d terms, lucene_exact=%s) built in %.1fs at %s",
                 num_docs, num_terms, lucene_exact, time.perf_counter() - started, index_dir)
     return index_dir

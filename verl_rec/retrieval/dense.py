@@ -36,7 +36,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import threading
 import time
 from datetime import datetime, timezone
@@ -45,13 +44,13 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from verl_rec.retrieval.index_meta import METADATA_FILE, index_dir_swap
 from verl_rec.retrieval.base import Retriever, SearchHits
 from verl_rec.retrieval.embeddings import load_embeddings
 from verl_rec.retrieval.encoders import Encoder, EncoderConfig
 
 logger = logging.getLogger(__name__)
 
-METADATA_FILE = "verl_rec_index.json"
 INDEX_FILE = "index.faiss"
 IDS_FILE = "ids.json"
 INDEX_FORMAT = "verl_rec.dense"
@@ -157,9 +156,7 @@ def build_dense_index(
     del resources
     seconds = time.perf_counter() - started
 
-    index_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{index_dir.name}.building-", dir=index_dir.parent))
-    try:
+    with index_dir_swap(index_dir) as tmp:
         faiss.write_index(index, str(tmp / INDEX_FILE))
         shutil.copyfile(embeddings.path / "ids.json", tmp / IDS_FILE)
         params = {"M": int(M), "ef_construction": int(ef_construction), "ef_search": int(ef_search)} if kind == "hnsw" else {}
@@ -181,12 +178,6 @@ def build_dense_index(
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
         (tmp / METADATA_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
-        if index_dir.exists():
-            shutil.rmtree(index_dir)
-        tmp.rename(index_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     logger.info("dense %s index of %d x %d built in %.1fs at %s", kind, count, dims, seconds, index_dir)
     return index_dir
 

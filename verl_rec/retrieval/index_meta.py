@@ -8,8 +8,11 @@ the recipe (another backend, other BM25 parameters) instead of silently scoring 
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 METADATA_FILE = "verl_rec_index.json"
 #: recipe options that must equal the value the index was built with, when the index records it
@@ -46,3 +49,22 @@ def check_index_matches(index_path: str | Path, backend: str, options: Mapping[s
             raise IndexMismatchError(
                 f"{index_path} was built with {key}={settings[key]!r} but the recipe sets {key}={options[key]!r}; "
                 "rebuild the index with python -m data_preprocess.build_index or fix the recipe")
+
+
+@contextmanager
+def index_dir_swap(index_dir: str | Path) -> Iterator[Path]:
+    """Yield a fresh sibling folder to build an index in; it replaces ``index_dir`` on success.
+
+    A crash mid-build leaves the previous index (or nothing) in place, never half an index.
+    """
+    index_dir = Path(index_dir)
+    index_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{index_dir.name}.building-", dir=index_dir.parent))
+    try:
+        yield tmp
+        if index_dir.exists():
+            shutil.rmtree(index_dir)
+        tmp.rename(index_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
