@@ -1,5 +1,6 @@
 """Every recipe composes with veRL 0.9's own config and passes veRL's own validation."""
 
+import inspect
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,14 @@ from verl_rec.tasks.formats import get_format
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 NAMES = sorted(p.stem for p in RECIPES.glob("*.yaml"))
+
+
+def backend_class(kind: str) -> type:
+    from verl_rec.retrieval.bm25s_backend import Bm25sRetriever
+    from verl_rec.retrieval.dense import DenseRetriever
+    from verl_rec.retrieval.lucene import LuceneRetriever
+
+    return {"lucene": LuceneRetriever, "bm25s": Bm25sRetriever, "dense": DenseRetriever}[kind]
 
 
 def compose_recipe(name: str, overrides=()):
@@ -41,6 +50,10 @@ def test_recipe_composes_and_validates(name):
     fmt = get_format(cfg.data.prompt_format)
     assert (settings.retrieval is None) == (fmt.answer_key != "query")
     assert cfg.reward.reward_manager.name == "RecR1RewardManager"
+    if settings.retrieval is not None:  # every engine option is one the backend's constructor takes
+        accepted = inspect.signature(backend_class(settings.retrieval.backend).__init__).parameters
+        unknown = set(settings.retrieval.backend_options) - set(accepted)
+        assert not unknown, f"{name}: {settings.retrieval.backend} does not take {sorted(unknown)}"
     assert "custom_reward_function" not in cfg or cfg.custom_reward_function.path is None  # legacy keys unused
 
 

@@ -56,7 +56,7 @@ def read_generations(folder: Path) -> list[dict]:
 RECIPE_ENGINE = {  # recipe -> (index folder, engine options fitting 2 cores)
     "esci_bm25": ("index_lucene", ["reward.reward_kwargs.retrieval.backend_options.heap=512m",
                                    "reward.reward_kwargs.retrieval.backend_options.threads=1"]),
-    "esci_dense": ("index_dense", ["+reward.reward_kwargs.retrieval.backend_options.threads=1"]),
+    "esci_dense": ("index_dense", ["reward.reward_kwargs.retrieval.backend_options.threads=1"]),
 }
 
 
@@ -100,9 +100,10 @@ def test_main_ppo_recipe_on_cpu(catalog, format_model, tmp_path, recipe):
 
     rows = read_generations(dump)
     assert rows, "trainer.rollout_data_dir produced no generations"
-    groups = defaultdict(list)  # veRL's training dump: input, output, score, step and the GRPO group uid
+    groups = defaultdict(list)  # veRL's training dump: input, output, score, step (uid is per sample)
     for row in rows:
-        groups[(row["step"], row["uid"])].append(row["score"])
+        groups[(row["step"], row["input"])].append(row["score"])  # a GRPO group = n rollouts of one prompt
+    assert all(len(g) == 4 for g in groups.values()), [len(g) for g in groups.values()]
     varied = [g for g in groups.values() if len(set(g)) > 1]
     print(f"[trainer] {len(rows)} scored rollouts, {len(varied)}/{len(groups)} groups with varying rewards, "
           f"scores seen: {sorted({round(r['score'], 3) for r in rows})[:12]}")
