@@ -309,3 +309,22 @@ def test_open_through_factory(exact_index):
     retriever = open_retriever("bm25s", str(exact_index), threads=1)
     assert isinstance(retriever, Bm25sRetriever) and retriever.name == "bm25s"
     assert len(retriever.search(["microwave"], 5)[0]) == 5
+
+
+@pytest.mark.parametrize("k", [10, 1000])
+def test_target_positions_equal_the_ranking(retrievers, vaswani, topics, k):
+    """The reward's shortcut (document numbers, no id strings) equals positions read off search()."""
+    from verl_rec.metrics import first_positions
+
+    qids = list(vaswani.topics)
+    queries = [vaswani.topics[q] for q in qids] + HOSTILE + [None]
+    targets = [sorted(vaswani.qrels.get(q, {})) + ["no-such-doc"] for q in qids]
+    targets += [["1", "2", "1033", "no-such-doc"]] * (len(queries) - len(qids))
+    queries, targets = queries + queries[:10], targets + targets[:10][::-1]  # repeats with other targets
+    for backend, retriever in retrievers.items():
+        hits = retriever.search(queries, k)
+        got = retriever.target_positions(queries, k, targets)
+        assert got == [first_positions(h.ids, t, k) for h, t in zip(hits, targets)], backend
+        assert sum(map(len, got)) > (30 if k == 10 else 500)
+    with pytest.raises(ValueError, match="target lists"):
+        retriever.target_positions(queries[:2], k, targets[:1])

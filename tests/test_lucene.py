@@ -363,3 +363,52 @@ def test_ensure_java_refuses_forked_child(vaswani_lucene) -> None:
         os._exit(1)
     _, status = os.waitpid(pid, 0)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+# -- the reward's fast path: target positions without reading hit ids --------------------------
+
+
+def _position_cases(vaswani) -> tuple[list, list]:
+    """Every Vaswani topic (targets: its qrels plus an id not in the index) and the hostile queries."""
+    qids = list(vaswani.topics)
+    queries = [vaswani.topics[q] for q in qids] + [q for q, _ in _hostile_queries(vaswani.docs).values()] + [None]
+    targets = [sorted(vaswani.qrels.get(q, {})) + ["no-such-doc"] for q in qids]
+    targets += [["1", "2", "1033", "no-such-doc"]] * (len(queries) - len(qids))
+    return queries, targets
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("k", [10, 1000])
+def test_target_positions_equal_the_ranking(vaswani, vaswani_lucene, k: int) -> None:
+    """The reward's shortcut (one int[] of Lucene doc numbers per query, threaded) gives exactly
+    the positions read off the full ranking, for real topics, hostile queries and missing ids."""
+    from verl_rec.metrics import first_positions
+
+    queries, targets = _position_cases(vaswani)
+    hits = vaswani_lucene.search(queries, k)
+    want = [first_positions(h.ids, t, k) for h, t in zip(hits, targets)]
+    assert vaswani_lucene.threads > 1
+    got = vaswani_lucene.target_positions(queries, k, targets)
+    assert got == want
+    assert sum(map(len, got)) > (30 if k == 10 else 500)  # the topics do find their relevant docs
+    assert vaswani_lucene.target_positions(queries[:1], k, [[]]) == [{}]
+    assert vaswani_lucene.target_positions(queries[:3], 0, targets[:3]) == [{}, {}, {}]
+    with pytest.raises(ValueError, match="target lists"):
+        vaswani_lucene.target_positions(queries[:2], k, targets[:1])
+
+
+@pytest.mark.slow
+def test_target_positions_single_thread_and_duplicates(vaswani, vaswani_lucene_index: Path) -> None:
+    from verl_rec.metrics import first_positions
+
+    queries, targets = _position_cases(vaswani)
+    one = LuceneRetriever(vaswani_lucene_index, threads=1)
+    try:
+        doubled_q, doubled_t = queries[:20] * 2, targets[:20] + targets[:20][::-1]  # same query, other targets
+        hits = one.search(doubled_q, 100)
+        assert one.target_positions(doubled_q, 100, doubled_t) == [
+            first_positions(h.ids, t, 100) for h, t in zip(hits, doubled_t)]
+    finally:
+        one.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        one.target_positions(["microwave"], 10, [["1"]])

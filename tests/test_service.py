@@ -67,6 +67,111 @@ def test_engine_failure_reaches_every_waiter_and_is_counted():
     assert service.info()["failed_batches"] == 1
 
 
+def test_an_engine_answer_of_the_wrong_shape_fails_the_requests_instead_of_hanging():
+    class ShortAnswers(CountingRetriever):
+        def target_positions(self, queries, k, targets):  # a buggy engine: one answer too few
+            return super().target_positions(queries, k, targets)[:-1]
+
+    service = make_service(ShortAnswers(), batch_window_ms=5)
+
+    async def scenario():
+        return await asyncio.wait_for(_burst(service, ["a b", "c b", "a b"]), timeout=10)
+
+    results = asyncio.run(scenario())
+    assert all(isinstance(r, RuntimeError) for r in results), results
+    again = asyncio.run(scenario())  # the service still answers later requests (and fails them again)
+    assert all(isinstance(r, RuntimeError) for r in again) and "gave 1 answers for 2 queries" in str(again[0])
+    assert service.info()["failed_batches"] == 2
+
+
+class SlowRetriever(CountingRetriever):
+    """A CountingRetriever whose engine call takes ``delay`` seconds (the engine is busy)."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+
+    def search(self, queries, k):
+        time.sleep(self.delay)
+        return super().search(queries, k)
+
+
+def test_requests_queued_while_the_engine_is_busy_form_one_deduplicated_batch():
+    engine = SlowRetriever(delay=0.2)
+    service = make_service(engine, batch_window_ms=5)
+
+    async def scenario():
+        first = asyncio.ensure_future(_burst(service, ["a b"]))
+        await asyncio.sleep(0.05)  # the engine is now busy with the first batch
+        late = [asyncio.ensure_future(_burst(service, [q])) for q in ["c b", "d b", "c b", "a b"] * 3]
+        return await first, await asyncio.gather(*late)
+
+    first, late = asyncio.run(scenario())
+    assert first == [{"b": 1}] and all(r == [{"b": 1}] for r in late)
+    # one batch behind the busy engine, each distinct query once; the late "a b" waited for the running one
+    assert [sorted(c) for c in engine.calls] == [["a b"], ["c b", "d b"]]
+    assert service.info()["engine_queries"] == 3
+
+
+def test_target_positions_many_answers_in_order_and_isolates_failures():
+    service = make_service(CountingRetriever(), batch_window_ms=1)
+    answers = asyncio.run(service.target_positions_many([("a b", 10, ["b"]), ("x y", 10, ["y", "x"]), ("z", 10, [])]))
+    assert answers == [{"b": 1}, {"x": 0, "y": 1}, {}]
+    failing = make_service(CountingRetriever(fail=True), batch_window_ms=1)
+    out = asyncio.run(failing.target_positions_many([("a", 10, ["a"])]))
+    assert isinstance(out[0], RuntimeError) and "engine down" in str(out[0])
+
+
+def test_engine_target_positions_are_used_and_cut_at_k():
+    class PositionsEngine(CountingRetriever):
+        def __init__(self):
+            super().__init__()
+            self.position_calls = []
+
+        def target_positions(self, queries, k, targets):
+            self.position_calls.append((list(queries), k, [list(t) for t in targets]))
+            return super().target_positions(queries, k, targets)
+
+    engine = PositionsEngine()
+    service = make_service(engine, batch_window_ms=20)
+
+    async def scenario():
+        return await asyncio.gather(service.target_positions("a b c", 3, ["c"]),
+                                    service.target_positions("a b c", 2, ["c", "a"]))
+
+    deep, shallow = asyncio.run(scenario())
+    assert deep == {"c": 2} and shallow == {"a": 0}  # "c" is at 2: outside the top 2
+    assert engine.position_calls == [(["a b c"], 3, [["a", "c"]])]  # one query, targets merged, deepest k
+
+
+def test_client_sends_concurrent_requests_in_one_call():
+    from verl_rec.retrieval.service_client import RetrievalClient
+
+    service = make_service(CountingRetriever(), batch_window_ms=1)
+    calls = []
+
+    class Method:
+        def __init__(self, fn):
+            self.fn = fn
+
+        def remote(self, *args):
+            calls.append(args)
+            return self.fn(*args)
+
+    class Handle:  # stands in for the Ray actor handle
+        target_positions_many = Method(service.target_positions_many)
+
+    client = RetrievalClient(ServiceConfig(backend="counting", index_path="-"))
+    client._handle = Handle()
+
+    async def scenario():
+        return await asyncio.gather(*(client.target_positions(q, 10, ["b"]) for q in ["a b", "c b", "d"] * 5))
+
+    answers = asyncio.run(scenario())
+    assert answers == [{"b": 1}, {"b": 1}, {}] * 5
+    assert len(calls) == 1 and len(calls[0][0]) == 15
+
+
 def test_lru_cache_is_bounded():
     cache = LRUCache(2)
     cache.put("a", 1), cache.put("b", 2), cache.get("a"), cache.put("c", 3)

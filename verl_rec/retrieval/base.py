@@ -37,6 +37,21 @@ class Retriever(ABC):
     def search(self, queries: Sequence[str], k: int) -> list[SearchHits]:
         """Return the top-``k`` hits of every query, in input order."""
 
+    def target_positions(self, queries: Sequence[str], k: int,
+                         targets: Sequence[Sequence[str]]) -> list[dict[str, int]]:
+        """Per query, the 0-based rank of each of its ``targets`` in its top ``k`` (absent: not there).
+
+        This is all a reward needs from a ranking. This default ranks in full and looks the
+        targets up (:func:`~verl_rec.metrics.first_positions`); backends override it with a path
+        that never materialises the ``k`` id strings, and must return exactly the same positions.
+        """
+        from verl_rec.metrics import first_positions
+
+        if len(targets) != len(queries):
+            raise ValueError(f"{len(queries)} queries but {len(targets)} target lists")
+        hits = self.search(queries, k)
+        return [first_positions(h.ids, wanted, k) for h, wanted in zip(hits, targets)]
+
     def warmup(self) -> None:
         """Pay one-off costs (JIT, JVM class loading, page cache) before the first real call."""
         self.search(["warm up query"], k=10)

@@ -496,6 +496,9 @@ class Bm25sRetriever(Retriever):
         self._doc_of_rank = np.empty(self.num_docs, dtype=np.int32)
         self._doc_of_rank[np.asarray(self._doc_rank, dtype=np.int64)] = np.arange(self.num_docs, dtype=np.int32)
         self._analyzer = LuceneEnglishAnalyzer()
+        self._sorted_ids: Any = None  # ids in string order, built on the first target_positions call
+        self._id_order: Any = None
+        self._unique_ids = True
         self._lock = threading.Lock()
         self._closed = False
 
@@ -538,6 +541,64 @@ class Bm25sRetriever(Retriever):
                 n = int(counts[row])
                 found[unique[i]] = SearchHits(ids=self._ids[docs[row, :n]].tolist(), scores=scores[row, :n].copy())
         return [found.get(t, _EMPTY) for t in texts]
+
+    def target_positions(self, queries: Sequence[str], k: int,
+                         targets: Sequence[Sequence[str]]) -> list[dict[str, int]]:
+        """Rank of each target in its query's top ``k``, from the kernel's document numbers.
+
+        Same kernel and order as :meth:`search`, but the ``k`` id strings are never built: the
+        targets are turned into document numbers instead (binary search in the id order).
+        """
+        if self._closed:
+            raise RuntimeError(f"Bm25sRetriever over {self.index_dir} is closed")
+        if len(targets) != len(queries):
+            raise ValueError(f"{len(queries)} queries but {len(targets)} target lists")
+        if not self._ids_are_unique():  # positions then count distinct ids: the generic path does that
+            return super().target_positions(queries, k, targets)
+        results: list[dict[str, int]] = [{} for _ in queries]
+        k = min(int(k), self.num_docs)
+        if k <= 0 or len(queries) == 0:
+            return results
+        texts = [_as_text(q) for q in queries]
+        unique = list(dict.fromkeys(texts))
+        plans = self._plans(unique)
+        todo = [i for i, p in enumerate(plans) if len(p[0])]
+        rows: dict[str, np.ndarray] = {}
+        step = max(1, _OUT_BUDGET // k)
+        for start in range(0, len(todo), step):
+            chunk = todo[start:start + step]
+            docs, _, counts = self._run([plans[i] for i in chunk], k)
+            for row, i in enumerate(chunk):
+                rows[unique[i]] = docs[row, : int(counts[row])]
+        for j, (text, wanted) in enumerate(zip(texts, targets)):
+            row = rows.get(text)
+            if row is None or not len(wanted):
+                continue
+            numbers = self._doc_numbers(wanted)
+            if not numbers:
+                continue
+            where = np.flatnonzero(np.isin(row, np.fromiter(numbers, dtype=np.int64, count=len(numbers))))
+            results[j] = {numbers[int(row[p])]: int(p) for p in where}
+        return results
+
+    def _ids_are_unique(self) -> bool:
+        if self._sorted_ids is None:
+            order = np.empty(self.num_docs, dtype=np.int64)
+            order[np.asarray(self._doc_rank, dtype=np.int64)] = np.arange(self.num_docs, dtype=np.int64)
+            self._id_order, self._sorted_ids = order, self._ids[order]
+            self._unique_ids = not bool(np.any(self._sorted_ids[1:] == self._sorted_ids[:-1]))
+        return self._unique_ids
+
+    def _doc_numbers(self, ids: Sequence[str]) -> dict[int, str]:
+        """Document number -> id for the ``ids`` that are in the index."""
+        self._ids_are_unique()
+        out: dict[int, str] = {}
+        for doc_id in ids:
+            doc_id = str(doc_id)
+            at = int(np.searchsorted(self._sorted_ids, doc_id))
+            if at < self.num_docs and self._sorted_ids[at] == doc_id:
+                out[int(self._id_order[at])] = doc_id
+        return out
 
     def analyze(self, text: str) -> list[str]:
         """Index terms of ``text`` (the analyzer used for documents and queries)."""

@@ -7,11 +7,16 @@ every worker talks to ONE named Ray actor per node (``get_if_exists``) that:
 * opens the engine in its own process (the JVM starts there, never before a fork) with
   warm-up at start, not on the first training step;
 * collects concurrent requests for ``batch_window_ms`` or until ``max_batch_size``, then
-  runs them as one engine batch (micro-batching);
+  runs them as one engine batch (micro-batching); while the engine runs a batch, new requests
+  queue up and become the next batch as soon as it is free (a busy engine gets big batches,
+  and no batch waits behind another in a queue);
 * answers identical queries once per batch (a GRPO group often repeats a query) and keeps a
-  bounded LRU cache of rankings across batches;
+  bounded LRU cache of answers across batches;
 * returns, when the caller passes its targets, only the positions of those targets: the
-  metric needs nothing else, and 1000 ids per call would cost more than the search.
+  metric needs nothing else, and 1000 ids per call would cost more than the search. The
+  engine computes them itself (:meth:`Retriever.target_positions`) without building the id
+  strings; ``target_positions_many`` takes many requests in one Ray call (what
+  :class:`~verl_rec.retrieval.service_client.RetrievalClient` sends).
 
 Scaling: the service is named per node (``<name>@<node_id>``) and pinned to that node, so a
 multi-node job gets one service per node and each reward worker talks to its local one. A
@@ -34,6 +39,7 @@ from typing import Any, Optional, Sequence
 from verl_rec.metrics import first_positions
 
 logger = logging.getLogger(__name__)
+_KEPT_BATCH_SIZES = 1_000  # ServiceStats.batch_sizes keeps the most recent ones
 
 
 @dataclass(frozen=True)
@@ -98,6 +104,7 @@ class ServiceStats:
     deduplicated: int = 0
     failed_batches: int = 0
     max_batch: int = 0
+    engine_seconds: float = 0.0  # wall time inside the engine: the rest of a request's time is plumbing
     batch_sizes: list[int] = field(default_factory=list)
 
 
@@ -122,19 +129,31 @@ class RetrievalService:
         self.startup_s = startup_s
         self.cache = LRUCache(config.cache_size)
         self.stats = ServiceStats()
-        self._pending: list[tuple[str, int, asyncio.Future]] = []
-        self._flusher: Optional[asyncio.Task] = None
-        # one engine thread: batches run in order, and a JVM sees one attached thread
+        # (query, k, normalised targets or None for a full ranking, future)
+        self._pending: list[tuple[str, int, Optional[tuple[str, ...]], asyncio.Future]] = []
+        self._running: dict[tuple, asyncio.Future] = {}  # request key -> a future of the batch running now
+        self._drainer: Optional[asyncio.Future] = None
+        self._full: Optional[asyncio.Future] = None
+        # one engine thread: batches run in order (engines parallelise inside a batch)
         self._engine_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="verl-rec-engine")
 
     # ---- public API -------------------------------------------------------------------
     async def ranking(self, query: str, k: int) -> list[str]:
         """The top-``k`` ids of ``query`` (micro-batched, deduplicated, cached)."""
-        return await self._enqueue(query, k)
+        return await self._submit(query, k, None)
 
     async def target_positions(self, query: str, k: int, targets: Sequence[str]) -> dict[str, int]:
         """0-based rank of each target found in the top ``k`` distinct ids (absent = not found)."""
-        return first_positions(await self._enqueue(query, k), targets, k)
+        return await self._submit(query, k, _normalise(targets))
+
+    async def target_positions_many(self, requests: Sequence[tuple[str, int, Sequence[str]]]) -> list[Any]:
+        """Many ``(query, k, targets)`` requests in one call, answered in order.
+
+        A request that failed has a ``RuntimeError`` in its slot (the others are still answered).
+        """
+        answers = await asyncio.gather(*(self._submit(q, k, _normalise(t)) for q, k, t in requests),
+                                       return_exceptions=True)
+        return [a if not isinstance(a, BaseException) else RuntimeError(str(a)) for a in answers]
 
     def info(self) -> dict[str, Any]:
         """Process id, start-up time, counters: what the tests and logs look at."""
@@ -142,53 +161,133 @@ class RetrievalService:
                 "config": asdict(self.config), **asdict(self.stats)}
 
     # ---- batching ---------------------------------------------------------------------
-    async def _enqueue(self, query: str, k: int) -> list[str]:
+    async def _submit(self, query: str, k: int, targets: Optional[tuple[str, ...]]) -> Any:
         self.stats.requests += 1
-        cached = self.cache.get((query, k))
+        key = _key(query, k, targets)
+        cached = self.cache.get(key)
         if cached is not None:
             self.stats.cache_hits += 1
-            return cached
+            return list(cached) if targets is None else dict(cached)
+        running = self._running.get(key)
+        if running is not None:  # the same question is being answered right now: wait for that answer
+            self.stats.deduplicated += 1
+            answer = await asyncio.shield(running)
+            return list(answer) if targets is None else dict(answer)
         future = asyncio.get_running_loop().create_future()
-        self._pending.append((query, k, future))
-        if len(self._pending) >= self.config.max_batch_size:
-            self._flush_now()
-        elif self._flusher is None:
-            self._flusher = asyncio.ensure_future(self._flush_later())
+        self._pending.append((query, k, targets, future))
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.ensure_future(self._drain())
+        elif len(self._pending) >= self.config.max_batch_size and self._full is not None and not self._full.done():
+            self._full.set_result(None)  # a full batch need not wait for the window
         return await future
 
-    async def _flush_later(self) -> None:
-        await asyncio.sleep(self.config.batch_window_ms / 1000.0)
-        self._flusher = None
-        self._flush_now()
+    async def _drain(self) -> None:
+        """Run the pending requests in engine batches until none is left.
 
-    def _flush_now(self) -> None:
-        batch, self._pending = self._pending, []
-        if self._flusher is not None and len(batch) >= self.config.max_batch_size:
-            self._flusher.cancel()
-            self._flusher = None
-        if batch:
-            asyncio.ensure_future(self._run_batch(batch))
+        The first batch waits up to ``batch_window_ms`` for concurrent requests (less if
+        ``max_batch_size`` arrive); later batches are whatever queued up while the engine was busy.
+        """
+        if self.config.batch_window_ms > 0 and len(self._pending) < self.config.max_batch_size:
+            self._full = asyncio.get_running_loop().create_future()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._full), self.config.batch_window_ms / 1000.0)
+            except asyncio.TimeoutError:
+                pass
+            self._full = None
+        while self._pending:
+            size = self.config.max_batch_size
+            batch, self._pending = self._pending[:size], self._pending[size:]
+            try:
+                await self._run_batch(batch)
+            except Exception as exc:  # a bug past the engine call must not leave waiters hanging
+                logger.exception("verl-rec retrieval service: answering a batch failed")
+                self._fail(batch, exc)
 
-    async def _run_batch(self, batch: list[tuple[str, int, asyncio.Future]]) -> None:
-        depth = max(k for _, k, _ in batch)
-        unique = list(dict.fromkeys(q for q, _, _ in batch))
+    async def _run_batch(self, batch: list[tuple[str, int, Optional[tuple[str, ...]], asyncio.Future]]) -> None:
+        depth = max(k for _, k, _, _ in batch)
+        unique = list(dict.fromkeys(q for q, _, _, _ in batch))
         self.stats.batches += 1
         self.stats.batch_sizes.append(len(batch))
+        if len(self.stats.batch_sizes) > 2 * _KEPT_BATCH_SIZES:  # a long run: keep the recent ones
+            del self.stats.batch_sizes[:-_KEPT_BATCH_SIZES]
         self.stats.max_batch = max(self.stats.max_batch, len(batch))
         self.stats.deduplicated += len(batch) - len(unique)
         self.stats.engine_queries += len(unique)
+        need_ranking = {q for q, _, t, _ in batch if t is None}
+        wanted: dict[str, set[str]] = {}
+        for q, _, t, _ in batch:
+            if t is not None and q not in need_ranking:
+                wanted.setdefault(q, set()).update(t)
+        ranked = [q for q in unique if q in need_ranking]
+        located = [q for q in unique if q in wanted]
+
+        def work() -> tuple[dict[str, list[str]], dict[str, dict[str, int]]]:
+            started = time.perf_counter()
+            rankings = {q: list(h.ids) for q, h in zip(ranked, self.retriever.search(ranked, depth))} if ranked else {}
+            positions = {}
+            if located:
+                found = self.retriever.target_positions(located, depth, [sorted(wanted[q]) for q in located])
+                if len(found) != len(located):
+                    raise RuntimeError(f"{type(self.retriever).__name__}.target_positions gave {len(found)} "
+                                       f"answers for {len(located)} queries")
+                positions = dict(zip(located, found))
+            self.stats.engine_seconds += time.perf_counter() - started
+            return rankings, positions
+
+        loop = asyncio.get_running_loop()
+        for query, k, targets, _ in batch:
+            key = _key(query, k, targets)
+            if key not in self._running:
+                self._running[key] = loop.create_future()
+                self._running[key].add_done_callback(_retrieve)
         try:
-            hits = await asyncio.get_running_loop().run_in_executor(self._engine_thread, self.retriever.search, unique, depth)
+            rankings, positions = await loop.run_in_executor(self._engine_thread, work)
         except Exception as exc:  # every waiter learns; the caller scores a retrieval error
             self.stats.failed_batches += 1
             logger.exception("verl-rec retrieval service: a batch of %d queries failed", len(unique))
-            for _, _, future in batch:
-                if not future.done():
-                    future.set_exception(RuntimeError(f"retrieval failed: {exc!r}"))
+            self._fail(batch, exc)
             return
-        rankings = {query: list(h.ids) for query, h in zip(unique, hits)}
-        for query, k, future in batch:
-            ranking = rankings[query][:k]
-            self.cache.put((query, k), ranking)
+        for query, k, targets, future in batch:
+            if targets is None:
+                answer: Any = rankings[query][:k]
+                self.cache.put((query, k), answer)
+            else:
+                if query in rankings:
+                    found = first_positions(rankings[query], targets, k)
+                else:
+                    found = {t: p for t, p in positions[query].items() if t in targets and p < k}
+                self.cache.put((query, k, targets), found)
+                answer = dict(found)
             if not future.done():
-                future.set_result(ranking)
+                future.set_result(answer)
+            running = self._running.pop(_key(query, k, targets), None)
+            if running is not None and not running.done():
+                running.set_result(answer)
+
+    def _fail(self, batch: list[tuple[str, int, Optional[tuple[str, ...]], asyncio.Future]], exc: Exception) -> None:
+        """Every request of ``batch`` not answered yet, and everyone waiting on it, gets the error."""
+        error = RuntimeError(f"retrieval failed: {exc!r}")
+        for query, k, targets, future in batch:
+            if not future.done():
+                future.set_exception(error)
+            running = self._running.pop(_key(query, k, targets), None)
+            if running is not None and not running.done():
+                running.set_exception(error)
+
+
+def _key(query: str, k: int, targets: Optional[tuple[str, ...]]) -> tuple:
+    """Cache and in-flight key: a full ranking, or the positions of one target set."""
+    return (query, k) if targets is None else (query, k, targets)
+
+
+def _retrieve(future: asyncio.Future) -> None:
+    """Mark a shared future's exception as seen (no 'never retrieved' log when nobody waited)."""
+    if not future.cancelled():
+        future.exception()
+
+
+def _normalise(targets: Sequence[str]) -> tuple[str, ...]:
+    """Targets as a hashable, order-free key (the answer does not depend on their order)."""
+    if isinstance(targets, str):
+        raise TypeError("targets must be a list of ids, not a single string")
+    return tuple(sorted({str(t) for t in targets}))
