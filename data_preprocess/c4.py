@@ -19,8 +19,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from data_preprocess import run_builder
 from verl_rec.data.c4 import PAPER_DOMAINS, C4Options, build_c4, parse_domains
-from verl_rec.data.io import InputError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,15 +36,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache-dir", help="where URL inputs are downloaded (default $VERL_REC_CACHE or ~/.cache/verl_rec)")
     args = parser.parse_args(argv)
-    try:
+
+    def build():
         domains = parse_domains(args.domain) if args.domain else dict(PAPER_DOMAINS)
         options = C4Options(domains=domains, val_size=args.val_size, seed=args.seed)
-        manifest = build_c4(args.queries, args.items, args.out, options, cache_dir=args.cache_dir)
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(manifest.summary())
-    return 0
+        return build_c4(args.queries, args.items, args.out, options, cache_dir=args.cache_dir)
+
+    return run_builder(build)
 
 
 if __name__ == "__main__":

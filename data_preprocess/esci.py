@@ -15,8 +15,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from data_preprocess import run_builder
 from verl_rec.data.esci import BINARY_GAINS, GRADED_GAINS, TEXT_FIELDS, EsciOptions, build_esci
-from verl_rec.data.io import InputError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,13 +38,8 @@ def main(argv: list[str] | None = None) -> int:
         locale=args.locale, version=args.version, gains=dict(GRADED_GAINS if args.graded else BINARY_GAINS),
         val_size=args.val_size, seed=args.seed, text_fields=tuple(f.strip() for f in args.text_fields.split(",") if f.strip()),
     )
-    try:
-        manifest = build_esci(args.examples, args.out, args.products, args.corpus_jsonl, args.category_map, options)
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(manifest.summary())
-    return 0
+    return run_builder(lambda: build_esci(args.examples, args.out, args.products, args.corpus_jsonl,
+                                          args.category_map, options))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import argparse
 import json
 import sys
 
-from verl_rec.data.io import InputError
+from data_preprocess import run_builder
 from verl_rec.data.rerank import RerankOptions, build_rerank
 
 
@@ -39,24 +39,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source-prefix", default="rerank", help="data_source becomes <prefix>_<source data_source>")
     args = parser.parse_args(argv)
     options = RerankOptions(k=args.top_k, seed=args.seed, max_words=args.max_words, source_prefix=args.source_prefix)
-    try:
+
+    def build():
         if args.run:
             from verl_rec.evaluation.inputs import read_run
 
-            manifest = build_rerank(args.records, args.out, args.corpus, run=read_run(args.run), options=options,
-                                    settings={"run": args.run})
-        else:
-            from verl_rec.retrieval.factory import open_retriever
+            return build_rerank(args.records, args.out, args.corpus, run=read_run(args.run), options=options,
+                                settings={"run": args.run})
+        from verl_rec.retrieval.factory import open_retriever
 
-            backend_options = json.loads(args.backend_options)
-            with open_retriever(args.backend, args.index, **backend_options) as retriever:
-                manifest = build_rerank(args.records, args.out, args.corpus, retriever=retriever, options=options,
-                                        settings={"backend": args.backend, "index": args.index, **backend_options})
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(manifest.summary())
-    return 0
+        backend_options = json.loads(args.backend_options)
+        with open_retriever(args.backend, args.index, **backend_options) as retriever:
+            return build_rerank(args.records, args.out, args.corpus, retriever=retriever, options=options,
+                                settings={"backend": args.backend, "index": args.index, **backend_options})
+
+    return run_builder(build)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from verl_rec.data.io import InputError
+from data_preprocess import run_builder
 from verl_rec.data.seqrec import TEXT_FIELDS, SeqrecFiles, SeqrecOptions, build_seqrec
 
 
@@ -59,13 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         max_transductive=args.max_transductive, max_inductive=args.max_inductive, val_size=args.val_size,
         seed=args.seed, text_fields=tuple(f.strip() for f in args.text_fields.split(",") if f.strip()),
     )
-    try:
-        manifest = build_seqrec(SeqrecFiles(**paths), args.out, options, cache_dir=args.cache_dir)
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(manifest.summary())
-    return 0
+    return run_builder(lambda: build_seqrec(SeqrecFiles(**paths), args.out, options, cache_dir=args.cache_dir))
 
 
 if __name__ == "__main__":

@@ -170,6 +170,7 @@ def test_client_sends_concurrent_requests_in_one_call():
     answers = asyncio.run(scenario())
     assert answers == [{"b": 1}, {"b": 1}, {}] * 5
     assert len(calls) == 1 and len(calls[0][0]) == 15
+    assert asyncio.run(scenario()) == answers and len(calls) == 2  # the same client from a new event loop
 
 
 def test_lru_cache_is_bounded():

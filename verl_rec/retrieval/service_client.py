@@ -64,7 +64,11 @@ class RetrievalClient:
             except Exception:
                 self._handle = None  # next call looks the (restarted) service up again
                 raise
-        future = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        if self._sender is not None and self._sender.get_loop() is not loop:  # used from a new event loop
+            self._queue = [entry for entry in self._queue if entry[3].get_loop() is loop]
+            self._sender = None
+        future = loop.create_future()
         self._queue.append((query, k, list(targets), future))
         if self._sender is None or self._sender.done():
             self._sender = asyncio.ensure_future(self._send())  # starts after this tick's requests are queued
@@ -78,10 +82,9 @@ class RetrievalClient:
                 answers = await self._service().target_positions_many.remote([(q, k, t) for q, k, t, _ in batch])
             except Exception as exc:
                 self._handle = None  # next call looks the (restarted) service up again
-                for *_, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
+                answers = [exc] * len(batch)
+            if len(answers) != len(batch):  # never leave a caller waiting for an answer that will not come
+                answers = [RuntimeError(f"retrieval service gave {len(answers)} answers for {len(batch)} requests")] * len(batch)
             for (*_, future), answer in zip(batch, answers):
                 if future.done():
                     continue
