@@ -177,7 +177,7 @@ def test_benchmark_pieces_run_end_to_end(small_catalog, steps, tmp_path):
 
     step = steps[2]
     cell = bench.Cell(N_PRODUCTS, "long", shape={"samples": len(step.samples)})
-    rewards, rankings = bench.run_cell_engines(cell, small_catalog, [step], step, ["lucene", "bm25s"], K, 2,
+    rewards, rankings = bench.run_cell_engines(cell, small_catalog, [step], [step], ["lucene", "bm25s"], K, 2,
                                                baseline=True)
     assert set(cell.paths) == {"paper", "raw/lucene", "raw/bm25s", "raw/lucene+positions", "raw/bm25s+positions"}
     assert len(rewards["paper"]) == len(step.samples)

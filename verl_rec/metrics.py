@@ -36,9 +36,12 @@ def as_qrels(targets: Qrels) -> dict[str, float]:
 
 
 @lru_cache(maxsize=32)
-def _discounts(k: int) -> np.ndarray:
-    """``1 / log2(rank + 1)`` for ranks 1..k (cached: k is one of a few cutoffs)."""
-    return 1.0 / np.log2(np.arange(2, k + 2, dtype=np.float64))
+def _discounts(k: int) -> tuple[float, ...]:
+    """``1 / log2(rank + 1)`` for ranks 1..k (cached: k is one of a few cutoffs).
+
+    Python floats, not an array: a reward has a handful of hits, and numpy's per-call cost
+    was most of the reward worker's time per sample."""
+    return tuple((1.0 / np.log2(np.arange(2, k + 2, dtype=np.float64))).tolist())
 
 
 def hit_positions(ranking: Sequence[str], qrels: Mapping[str, float], k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -67,14 +70,15 @@ def _check_k(k: int) -> int:
     return int(k)
 
 
-def ndcg_from_positions(positions: np.ndarray, gains: np.ndarray, ideal_gains: np.ndarray, k: int) -> float:
-    """nDCG@k from hit positions; ``ideal_gains`` are the positive qrels gains, any order."""
-    if ideal_gains.size == 0:
+def ndcg_from_positions(positions: Sequence[int], gains: Sequence[float], ideal_gains: Sequence[float], k: int) -> float:
+    """nDCG@k from 0-based hit positions (< k) and their gains; ``ideal_gains`` are the positive
+    qrels gains, any order."""
+    if len(ideal_gains) == 0:
         return 0.0
     discounts = _discounts(k)
-    dcg = float(np.dot(gains, discounts[positions])) if positions.size else 0.0
-    best = np.sort(ideal_gains)[::-1][:k]
-    idcg = float(np.dot(best, discounts[: best.size]))
+    dcg = sum(float(g) * discounts[p] for p, g in zip(positions, gains))
+    best = sorted(map(float, ideal_gains), reverse=True)[:k]
+    idcg = sum(g * d for g, d in zip(best, discounts))
     return dcg / idcg
 
 
@@ -115,7 +119,12 @@ METRICS: dict[str, MetricFn] = {"ndcg": ndcg_at_k, "recall": recall_at_k, "mrr":
 
 def parse_metric(spec: str) -> tuple[str, int]:
     """``"ndcg@1000"`` -> ``("ndcg", 1000)``; fails with the accepted names otherwise."""
-    name, sep, cutoff = str(spec).strip().lower().partition("@")
+    return _parse_metric(str(spec))
+
+
+@lru_cache(maxsize=256)
+def _parse_metric(spec: str) -> tuple[str, int]:  # cached: the reward parses the same few specs per sample
+    name, sep, cutoff = spec.strip().lower().partition("@")
     if not sep or name not in METRICS or not cutoff.isdigit() or int(cutoff) < 1:
         raise ValueError(f"metric {spec!r} is not of the form <name>@<k> with name in {sorted(METRICS)} and k >= 1")
     return name, int(cutoff)
@@ -147,19 +156,17 @@ def evaluate_positions(found: Mapping[str, int], targets: Qrels, specs: Iterable
     qrels = as_qrels(targets)
     relevant = {doc: g for doc, g in qrels.items() if g > 0}
     hits = sorted((pos, relevant[doc]) for doc, pos in found.items() if doc in relevant)
-    positions = np.asarray([p for p, _ in hits], dtype=np.int64)
-    gains = np.asarray([g for _, g in hits], dtype=np.float64)
-    ideal = np.fromiter(relevant.values(), dtype=np.float64, count=len(relevant))
+    ideal = list(relevant.values())
     out: dict[str, float] = {}
     for spec in specs:
         name, k = parse_metric(spec)
-        inside = positions < k
+        inside = [(p, g) for p, g in hits if p < k]
         if name == "ndcg":
-            out[spec] = ndcg_from_positions(positions[inside], gains[inside], ideal, k)
+            out[spec] = ndcg_from_positions([p for p, _ in inside], [g for _, g in inside], ideal, k)
         elif name == "recall":
-            out[spec] = float(inside.sum()) / len(relevant) if relevant else 0.0
+            out[spec] = len(inside) / len(relevant) if relevant else 0.0
         else:
-            out[spec] = 1.0 / (positions[inside][0] + 1) if inside.any() else 0.0
+            out[spec] = 1.0 / (inside[0][0] + 1) if inside else 0.0
     return out
 
 

@@ -42,16 +42,21 @@ class RecR1RewardManager(RewardManagerBase):
         super().__init__(config, tokenizer, compute_score)
         self.settings = RewardSettings.from_mapping(config.reward.get("reward_kwargs"))
         self.client = RetrievalClient(self.settings.retrieval) if self.settings.retrieval else None
+        self._format_specs: dict[str, FormatSpec] = {}
 
     def format_spec(self, prompt_format: str) -> FormatSpec:
-        """The spec of the format the dataset rendered, with the recipe's caps applied."""
-        base = get_format(prompt_format).spec
-        return FormatSpec(
-            answer_key=base.answer_key,
-            require_think=base.require_think,
-            think_prefilled=self.settings.think_prefilled,
-            max_query_words=self.settings.max_query_words,
-        )
+        """The spec of the format the dataset rendered, with the recipe's caps applied (built
+        once per format: this runs for every sample)."""
+        spec = self._format_specs.get(prompt_format)
+        if spec is None:
+            base = get_format(prompt_format).spec
+            spec = self._format_specs[prompt_format] = FormatSpec(
+                answer_key=base.answer_key,
+                require_think=base.require_think,
+                think_prefilled=self.settings.think_prefilled,
+                max_query_words=self.settings.max_query_words,
+            )
+        return spec
 
     async def _positions(self, parsed: ParsedOutput, spec: FormatSpec, qrels: dict) -> Optional[dict[str, int]]:
         depth = self.settings.reward.depth
