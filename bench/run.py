@@ -16,18 +16,19 @@ On the same synthetic catalog (:mod:`bench.catalog`) and the same GRPO-shaped mo
   micro-batching, dedupe and cache -> ``score_parsed``). The step's samples are split into
   contiguous chunks, one per worker, as veRL splits a batch. Token decoding is not included
   (it is the same in every path);
-* ``raw/<backend>``: the engine alone, no plumbing: ONE ``Retriever.search`` batch call over
-  the step's distinct well-formed queries (the least work any reward path must do), and ONE
-  ``Retriever.target_positions`` call over them (``+positions``: the engine call our service
-  makes, which reads no hit ids);
+* ``raw/<backend>``: the engine alone, no plumbing, in the driver: ONE ``Retriever.search``
+  batch call over the step's distinct well-formed queries, and ONE ``Retriever.target_positions``
+  call over them (``+positions``: the engine call our service makes, which reads no hit ids; the
+  least work any reward path must do). The ``+positions`` call runs step by step alternating
+  with our path, so the two are measured on the same machine state;
 * service memory: peak RSS (psutil) of the service process during the steps, on a fresh
   service with 1 and with ``--workers`` workers;
 * rank agreement: overlap@k of bm25s and Lucene top-k on every distinct query, and the rewards
   of every path against the paper loop's.
 
 Table columns: ``x paper`` is samples/s over the paper loop's; ``vs raw`` is the extra wall time
-of our path over the raw engine call it makes (``+positions`` when the engine has one), measured
-separately in the driver; ``in eng.`` is the share of our path's wall time that the service's
+of our path over the raw engine call it makes (``+positions``), timed step by step next to it;
+``in eng.`` is the share of our path's wall time that the service's
 engine was busy (``RetrievalService`` counts it), i.e. the plumbing measured inside the same run.
 
 Throughput is always *samples per second of one GRPO step* (640 model outputs, duplicates and
@@ -447,19 +448,8 @@ def run_cell_engines(cell: Cell, catalog: Path, steps: list[Step], warm: Sequenc
         _log("  paper loop: %.1f samples/s (%.1fs)", cell.paths["paper"]["qps"], seconds)
     for backend in backends:
         unique = sum(len(s.unique_queries()) for s in steps)
-        # Each raw call type on a FRESH engine given the service's warm-up steps: queries a
-        # process has run before are answered ~1.7x faster (stem cache, pages, CPU caches), and
-        # in training every step's queries are new. Target positions first: our path's reference.
-        engine = open_engine(backend, index_path(catalog, backend), threads)
-        if has_positions_path(engine):
-            for step in warm:
-                raw_positions_run(engine, step, k)
-            seconds = sum(raw_positions_run(engine, step, k)[0] for step in steps)
-            cell.paths[f"raw/{backend}+positions"] = {"seconds": seconds, "qps": _qps(n_samples, seconds),
-                                                      "unique_queries": unique, "queries_per_s": _qps(unique, seconds)}
-            _log("  raw %s target_positions: %.1f samples/s (%.2fs)", backend,
-                 cell.paths[f"raw/{backend}+positions"]["qps"], seconds)
-        engine.close()
+        # search() only: the engine call our path makes (target_positions) is timed step by step
+        # next to our path (run_ours), so that both see the same machine
         engine = open_engine(backend, index_path(catalog, backend), threads)
         raw_run(engine, warm[0], k)
         seconds, found = 0.0, {}
@@ -477,24 +467,41 @@ def run_cell_engines(cell: Cell, catalog: Path, steps: list[Step], warm: Sequenc
     return rewards, rankings
 
 
-def run_ours(path: OurPath, steps: list[Step], warm: Sequence[Step], n_workers: int) -> dict[str, Any]:
-    """Warm-up steps, then the timed steps; service counters and peak RSS."""
+def run_ours(path: OurPath, steps: list[Step], warm: Sequence[Step], n_workers: int, reference: Any = None,
+             k: int = 1000) -> dict[str, Any]:
+    """Warm-up steps, then the timed steps; service counters and peak RSS.
+
+    With a ``reference`` engine (the same backend, opened in this process and given the same
+    warm-up), each timed step also runs as ONE ``target_positions`` call on it, right before
+    or after our path (alternating): the raw engine time of the same work, measured next to
+    ours. On a shared 2-core VM the speed of the machine drifts by up to 2x within minutes, so
+    only measurements taken side by side can be compared.
+    """
     for step in warm:
         path.run(step, n_workers)
+        if reference is not None:
+            raw_positions_run(reference, step, k)
     before = path.info()
-    seconds, rewards, errors = 0.0, [], 0
+    seconds, raw_seconds, rewards, errors = 0.0, 0.0, [], 0
     with RssSampler(path.pid) as rss:
         rss_start = rss.sample()
-        for step in steps:
+        for i, step in enumerate(steps):
+            if reference is not None and i % 2 == 0:
+                raw_seconds += raw_positions_run(reference, step, k)[0]
             s, r, e = path.run(step, n_workers)
             seconds, rewards, errors = seconds + s, rewards + r, errors + e
+            if reference is not None and i % 2 == 1:
+                raw_seconds += raw_positions_run(reference, step, k)[0]
     after = path.info()
     counters = {key: after[key] - before[key] for key in ("requests", "batches", "engine_queries", "cache_hits",
                                                            "deduplicated", "failed_batches", "engine_seconds")}
     n_samples = sum(len(s.samples) for s in steps)
-    return {"seconds": seconds, "qps": _qps(n_samples, seconds), "workers": n_workers, "retrieval_errors": errors,
-            "service": counters, "rss_start": rss_start, "rss_peak": rss.peak, "rss_idle": path.idle_rss,
-            "startup_s": path.startup_s, "rewards": rewards}
+    out = {"seconds": seconds, "qps": _qps(n_samples, seconds), "workers": n_workers, "retrieval_errors": errors,
+           "service": counters, "rss_start": rss_start, "rss_peak": rss.peak, "rss_idle": path.idle_rss,
+           "startup_s": path.startup_s, "rewards": rewards}
+    if reference is not None:
+        out["raw_seconds"] = raw_seconds
+    return out
 
 
 def _agreement(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
@@ -540,10 +547,12 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             cells.append(cell)
         for backend in backends:
             label = f"ours/{backend}"
+            # the raw engine our path is compared with, timed step by step next to it (run_ours)
+            reference = open_engine(backend, index_path(catalog, backend), args.threads)
             if size == headline and args.memory and lengths:
                 first, steps, warm = size_cells[lengths[0]]
                 path = OurPath(workers, backend, catalog, args.k, args.threads, tag=f"{size}_w1")
-                one = run_ours(path, steps, warm, 1)  # a fresh service: all warm-up steps
+                one = run_ours(path, steps, warm, 1, reference, args.k)  # a fresh service: all warm-up steps
                 path.close()
                 first.memory[backend] = {"workers_1": {k: one[k] for k in ("rss_idle", "rss_start", "rss_peak", "qps")}}
                 first.paths[f"{label}@1worker"] = {k: v for k, v in one.items() if k != "rewards"}
@@ -552,16 +561,22 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             for i, length in enumerate(lengths):
                 cell, steps, warm = size_cells[length]
                 # a fresh service (JVM) gets every warm-up step; later lengths on the same one, one step
-                out = run_ours(path, steps, warm if i == 0 else warm[:1], args.workers)
+                out = run_ours(path, steps, warm if i == 0 else warm[:1], args.workers, reference, args.k)
                 cell.paths[label] = {k: v for k, v in out.items() if k != "rewards"}
+                unique = sum(len(s.unique_queries()) for s in steps)
+                cell.paths[f"raw/{backend}+positions"] = {
+                    "seconds": out["raw_seconds"], "qps": _qps(len(out["rewards"]), out["raw_seconds"]),
+                    "unique_queries": unique, "queries_per_s": _qps(unique, out["raw_seconds"])}
                 paper = cell.agreement.get("_paper")
                 if paper is not None:
                     cell.agreement[label] = _agreement(out["rewards"], paper)
                 if backend in cell.memory:
                     cell.memory[backend][f"workers_{args.workers}"] = {k: out[k] for k in ("rss_idle", "rss_start", "rss_peak", "qps")}
-                _log("  %s %s: %.1f samples/s, %s, peak RSS %.0f MB", label, length, out["qps"], out["service"],
+                _log("  %s %s: %.1f samples/s (raw target_positions next to it: %.1f), %s, peak RSS %.0f MB", label,
+                     length, out["qps"], cell.paths[f"raw/{backend}+positions"]["qps"], out["service"],
                      out["rss_peak"] / 1e6)
             path.close()
+            reference.close()
     for cell in cells:
         cell.agreement.pop("_paper", None)
     return {"catalogs": catalogs, "cells": [cell.__dict__ for cell in cells], "headline_size": headline}
@@ -605,7 +620,8 @@ def table_rows(results: dict) -> list[dict]:
         for label in sorted(cell["paths"], key=_path_order):
             entry = cell["paths"][label]
             base = label.split("@")[0]
-            raw = engine_reference(cell["paths"], base.split("/", 1)[1]) if base.startswith("ours/") else {}
+            raw = ({"seconds": entry["raw_seconds"]} if entry.get("raw_seconds") else
+                   engine_reference(cell["paths"], base.split("/", 1)[1])) if base.startswith("ours/") else {}
             rows.append({
                 "size": cell["size"], "length": cell["length"], "path": label,
                 "name": PATH_NAMES.get(base, base) + (" [1 worker]" if "@1worker" in label else ""),
@@ -654,7 +670,8 @@ def evaluate_targets(results: dict) -> list[dict]:
         ratio = ours / paper if ours and paper else None
         add(f"ours/{backend} vs paper loop", ratio, f">= {goal:g}x", None if ratio is None else ratio >= goal)
     for backend in ("lucene", "bm25s"):
-        ours, raw = paths.get(f"ours/{backend}"), engine_reference(paths, backend)
+        ours = paths.get(f"ours/{backend}")
+        raw = {"seconds": ours["raw_seconds"]} if ours and ours.get("raw_seconds") else engine_reference(paths, backend)
         over = ours["seconds"] / raw["seconds"] - 1.0 if ours and raw else None
         add(f"ours/{backend} plumbing over raw engine", over, f"<= {TARGETS['plumbing_max']:.0%}",
             None if over is None else over <= TARGETS["plumbing_max"])
@@ -786,9 +803,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--backends", type=lambda s: [x for x in s.split(",") if x], default=list(DEFAULT_BACKENDS),
                         help=f"comma-separated, from {BACKENDS} (lucene = direct engine)")
     parser.add_argument("--lengths", type=lambda s: [x for x in s.split(",") if x], default=list(LENGTHS))
-    parser.add_argument("--steps", type=int, default=2, help="timed GRPO steps (640 samples each) per cell")
-    parser.add_argument("--long-steps", type=int, default=None,
-                        help="timed steps for long (~180-word) queries (default: --steps)")
+    parser.add_argument("--steps", type=int, default=4, help="timed GRPO steps (640 samples each) per cell")
+    parser.add_argument("--long-steps", type=int, default=2,
+                        help="timed steps for long (~180-word) queries (slow: the paper loop needs ~70 s per step)")
     parser.add_argument("--workers", type=int, default=8, help="reward workers")
     parser.add_argument("--warmup-steps", type=int, default=3,
                         help="untimed steps run first on every fresh service (a JVM's JIT needs ~2,000 queries)")
