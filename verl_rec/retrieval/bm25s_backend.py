@@ -346,7 +346,7 @@ def _offer(heap, size, k, bits, rank):
     return size
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)  # nogil: the service answers requests while it runs
 def _search_numba(q_ptr, q_terms, q_boost, q_recompute, indptr, indices, data, tf, norms, cache, idf, doc_rank,
                   doc_of_rank, k, n_docs, n_chunks):
     """Parallel over query chunks; each chunk owns a dense accumulator and a top-k heap.

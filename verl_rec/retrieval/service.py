@@ -140,46 +140,50 @@ class RetrievalService:
     # ---- public API -------------------------------------------------------------------
     async def ranking(self, query: str, k: int) -> list[str]:
         """The top-``k`` ids of ``query`` (micro-batched, deduplicated, cached)."""
-        return await self._submit(query, k, None)
+        return list(await self._submit(query, k, None))
 
     async def target_positions(self, query: str, k: int, targets: Sequence[str]) -> dict[str, int]:
         """0-based rank of each target found in the top ``k`` distinct ids (absent = not found)."""
-        return await self._submit(query, k, _normalise(targets))
+        return dict(await self._submit(query, k, _normalise(targets)))
 
     async def target_positions_many(self, requests: Sequence[tuple[str, int, Sequence[str]]]) -> list[Any]:
         """Many ``(query, k, targets)`` requests in one call, answered in order.
 
         A request that failed has a ``RuntimeError`` in its slot (the others are still answered).
+        Requests become futures directly (no task per request: this runs for every sample).
         """
         answers = await asyncio.gather(*(self._submit(q, k, _normalise(t)) for q, k, t in requests),
                                        return_exceptions=True)
-        return [a if not isinstance(a, BaseException) else RuntimeError(str(a)) for a in answers]
-
+        return [RuntimeError(str(a)) if isinstance(a, BaseException) else dict(a) for a in answers]
     def info(self) -> dict[str, Any]:
         """Process id, start-up time, counters: what the tests and logs look at."""
         return {"pid": os.getpid(), "startup_s": self.startup_s, "cache_entries": len(self.cache),
                 "config": asdict(self.config), **asdict(self.stats)}
 
     # ---- batching ---------------------------------------------------------------------
-    async def _submit(self, query: str, k: int, targets: Optional[tuple[str, ...]]) -> Any:
+    def _submit(self, query: str, k: int, targets: Optional[tuple[str, ...]]) -> asyncio.Future:
+        """A future of the answer: from the cache, shared with the same request in flight, or
+        queued for the next engine batch. Callers copy the answer before handing it out."""
         self.stats.requests += 1
+        loop = asyncio.get_running_loop()
         key = _key(query, k, targets)
         cached = self.cache.get(key)
         if cached is not None:
             self.stats.cache_hits += 1
-            return list(cached) if targets is None else dict(cached)
+            future = loop.create_future()
+            future.set_result(cached)
+            return future
         running = self._running.get(key)
         if running is not None:  # the same question is being answered right now: wait for that answer
             self.stats.deduplicated += 1
-            answer = await asyncio.shield(running)
-            return list(answer) if targets is None else dict(answer)
-        future = asyncio.get_running_loop().create_future()
+            return asyncio.shield(running)
+        future = loop.create_future()
         self._pending.append((query, k, targets, future))
         if self._drainer is None or self._drainer.done():
             self._drainer = asyncio.ensure_future(self._drain())
         elif len(self._pending) >= self.config.max_batch_size and self._full is not None and not self._full.done():
             self._full.set_result(None)  # a full batch need not wait for the window
-        return await future
+        return future
 
     async def _drain(self) -> None:
         """Run the pending requests in engine batches until none is left.
@@ -250,14 +254,11 @@ class RetrievalService:
         for query, k, targets, future in batch:
             if targets is None:
                 answer: Any = rankings[query][:k]
-                self.cache.put((query, k), answer)
+            elif query in rankings:
+                answer = first_positions(rankings[query], targets, k)
             else:
-                if query in rankings:
-                    found = first_positions(rankings[query], targets, k)
-                else:
-                    found = {t: p for t, p in positions[query].items() if t in targets and p < k}
-                self.cache.put((query, k, targets), found)
-                answer = dict(found)
+                answer = {t: p for t, p in positions[query].items() if t in targets and p < k}
+            self.cache.put(_key(query, k, targets), answer)
             if not future.done():
                 future.set_result(answer)
             running = self._running.pop(_key(query, k, targets), None)
