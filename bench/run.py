@@ -52,7 +52,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -186,15 +186,6 @@ def raw_run(engine, step: Step, k: int) -> tuple[float, dict[str, list[str]]]:
     hits = engine.search(unique, k)
     seconds = time.perf_counter() - started
     return seconds, {q: list(h.ids) for q, h in zip(unique, hits)}
-
-
-def has_positions_path(engine) -> bool:
-    """Whether the engine computes target positions itself (its class overrides
-    ``Retriever.target_positions``) instead of ranking in full and looking the targets up."""
-    from verl_rec.retrieval.base import Retriever
-
-    own = getattr(type(engine), "target_positions", None)
-    return own is not None and own is not getattr(Retriever, "target_positions", None)
 
 
 def raw_positions_run(engine, step: Step, k: int) -> tuple[float, dict[str, dict[str, int]]]:
