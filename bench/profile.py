@@ -37,6 +37,15 @@ def _per_query_ms(fn, items) -> float:
     return 1000 * (time.perf_counter() - started) / len(items)
 
 
+def cached_ranking_bytes(engine, queries: list[str], k: int) -> float:
+    """Python heap bytes of one cached ranking of ``k`` ids (what an LRU entry of full rankings costs)."""
+    tracemalloc.start()
+    kept = [list(h.ids) for h in engine.search(queries, k)]
+    per_entry = tracemalloc.get_traced_memory()[0] / len(kept)
+    tracemalloc.stop()
+    return per_entry * k / max(1, sum(map(len, kept)) / len(kept))
+
+
 def profile_lucene(index, queries: list[str], warm: list[str], k: int) -> dict[str, float]:
     from verl_rec.retrieval.java import ensure_java
 
@@ -99,11 +108,7 @@ def profile_lucene(index, queries: list[str], warm: list[str], k: int) -> dict[s
 
                 barrier = threading.Barrier(threads)
                 list(pool.map(lambda _: (barrier.wait(), jnius.detach()), range(threads)))
-    tracemalloc.start()
-    kept = [list(h.ids) for h in direct.search(queries[:50], k)]
-    per_entry = tracemalloc.get_traced_memory()[0] / len(kept)
-    tracemalloc.stop()
-    out["cache: bytes per cached Lucene ranking of k ids"] = per_entry * k / max(1, sum(map(len, kept)) / len(kept))
+    out["cache: bytes per cached Lucene ranking of k ids"] = cached_ranking_bytes(direct, queries[:50], k)
     paper.close()
     direct.close()
     return out
@@ -121,11 +126,7 @@ def profile_bm25s(index, queries: list[str], k: int) -> dict[str, float]:
         for i in range(0, len(queries), size):
             engine.search(queries[i:i + size], k)
         out[f"bm25s search, batches of {size}: queries/s"] = len(queries) / (time.perf_counter() - started)
-    tracemalloc.start()
-    kept = [list(h.ids) for h in engine.search(queries[:50], k)]
-    per_entry = tracemalloc.get_traced_memory()[0] / len(kept)
-    tracemalloc.stop()
-    out["cache: bytes per cached bm25s ranking of k ids"] = per_entry * k / max(1, sum(map(len, kept)) / len(kept))
+    out["cache: bytes per cached bm25s ranking of k ids"] = cached_ranking_bytes(engine, queries[:50], k)
     engine.close()
     return out
 
