@@ -27,6 +27,12 @@ class SearchHits:
         return len(self.ids)
 
 
+def check_target_lists(queries: Sequence[str], targets: Sequence[Sequence[str]]) -> None:
+    """``target_positions`` takes one target list per query; say so when the lengths differ."""
+    if len(targets) != len(queries):
+        raise ValueError(f"{len(queries)} queries but {len(targets)} target lists")
+
+
 class Retriever(ABC):
     """Batch of queries in, ranked document ids out."""
 
@@ -47,8 +53,7 @@ class Retriever(ABC):
         """
         from verl_rec.metrics import first_positions
 
-        if len(targets) != len(queries):
-            raise ValueError(f"{len(queries)} queries but {len(targets)} target lists")
+        check_target_lists(queries, targets)
         hits = self.search(queries, k)
         return [first_positions(h.ids, wanted, k) for h, wanted in zip(hits, targets)]
 

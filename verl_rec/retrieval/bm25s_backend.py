@@ -42,7 +42,7 @@ import numpy as np
 from verl_rec.retrieval import lucene_exact as lx
 from verl_rec.retrieval.analysis import ANALYZER_NAME, LuceneEnglishAnalyzer
 from verl_rec.retrieval.index_meta import METADATA_FILE, index_dir_swap
-from verl_rec.retrieval.base import Retriever, SearchHits
+from verl_rec.retrieval.base import Retriever, SearchHits, check_target_lists
 from verl_rec.retrieval.corpus import CorpusError, CorpusFormat, iter_corpus
 
 logger = logging.getLogger(__name__)
@@ -551,8 +551,7 @@ class Bm25sRetriever(Retriever):
         """
         if self._closed:
             raise RuntimeError(f"Bm25sRetriever over {self.index_dir} is closed")
-        if len(targets) != len(queries):
-            raise ValueError(f"{len(queries)} queries but {len(targets)} target lists")
+        check_target_lists(queries, targets)
         if not self._ids_are_unique():  # positions then count distinct ids: the generic path does that
             return super().target_positions(queries, k, targets)
         results: list[dict[str, int]] = [{} for _ in queries]

@@ -47,7 +47,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from verl_rec.retrieval.base import Retriever, SearchHits
+from verl_rec.retrieval.base import Retriever, SearchHits, check_target_lists
 from verl_rec.retrieval.corpus import CorpusError, CorpusFormat, iter_corpus
 from verl_rec.retrieval.java import ensure_java
 
@@ -286,8 +286,7 @@ class LuceneRetriever(Retriever):
         while Java runs. Assumes document ids are unique in the index (as our builders make them).
         """
         self._check_open()
-        if len(targets) != len(queries):
-            raise ValueError(f"{len(queries)} queries but {len(targets)} target lists")
+        check_target_lists(queries, targets)
         texts = [sanitize_text(q) for q in queries]
         results: list[dict[str, int]] = [{} for _ in texts]
         if k <= 0:
