@@ -7,8 +7,9 @@ benchmark's first short step (distinct queries), k=1000:
   pyjnius) against the Java call alone;
 * ``LuceneRetriever(engine="direct")`` per query: query building, ``IndexSearcher.search``,
   ``ScoredDocs.fromTopDocs`` (loads each hit's stored id), the id strings into Python; and the
-  ``int[]`` read-back of document numbers through a ``java.lang.invoke`` loop (what
-  :meth:`LuceneRetriever.target_positions` does), on 1 and 2 Python threads;
+  ``int[]`` read-back of document numbers through a ``java.lang.invoke`` loop, one Java call per
+  query and one per chunk of queries (what :meth:`LuceneRetriever.target_positions` does), on
+  1 and 2 Python threads;
 * bm25s: queries/s by engine batch size (a micro-batch of 8 vs 512 queries);
 * memory of one cached 1000-id ranking (what ``RetrievalService``'s LRU cache holds per entry).
 
@@ -97,12 +98,23 @@ def profile_lucene(index, queries: list[str], warm: list[str], k: int) -> dict[s
             parts[key] += 1000 * (b - a) / len(queries)
     out.update({f"direct: {key}, ms/query": value for key, value in parts.items()})
     out["direct: LuceneRetriever.search, queries/s"] = len(queries) / (_per_query_ms(lambda q: direct.search([q], k), queries) * len(queries) / 1000)
+    loop = direct._top_numbers_loop(k)
+    size = direct.chunk_size
+
+    def chunk_numbers(chunk):
+        return direct._top_numbers_chunk(loop, chunk, k)
+
     for threads in (1, 2):
         with ThreadPoolExecutor(threads) as pool:
             list(pool.map(numbers, warm))
+            list(pool.map(chunk_numbers, [warm[i:i + size] for i in range(0, len(warm), size)]))
             started = time.perf_counter()
             list(pool.map(numbers, queries))
-            out[f"doc numbers only, {threads} thread(s), queries/s"] = len(queries) / (time.perf_counter() - started)
+            out[f"doc numbers, one Java call per query, {threads} thread(s), queries/s"] = len(queries) / (time.perf_counter() - started)
+            started = time.perf_counter()
+            list(pool.map(chunk_numbers, [queries[i:i + size] for i in range(0, len(queries), size)]))
+            out[f"doc numbers, one Java call per {size} queries, {threads} thread(s), queries/s"] = (
+                len(queries) / (time.perf_counter() - started))
             if threads > 1:
                 import jnius
 

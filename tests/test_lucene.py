@@ -294,21 +294,31 @@ def test_long_query_scores_every_term(vaswani, vaswani_lucene) -> None:
 
 
 @pytest.mark.slow
-def test_java_exception_in_batch_falls_back_per_query(vaswani_lucene) -> None:
-    """Force a real Lucene TooManyClauses in one query of a batch: the others still get results."""
+def test_java_exception_in_batch_falls_back_per_query(vaswani_lucene, caplog) -> None:
+    """Force a real Lucene TooManyClauses in one query of a batch: the others still get results,
+    in search() and in target_positions() (whose Java loop answers null for it, then logs why)."""
     from jnius import autoclass
 
     index_searcher = autoclass("org.apache.lucene.search.IndexSearcher")
     too_long = " ".join(f"zq{i}x" for i in range(1500))
-    expected = vaswani_lucene.search(["microwave", "dielectric constant"], 50)
+    queries = ["microwave", too_long, "dielectric constant"] + [f"microwave {w}" for w in ("oven", "power", "field")]
+    expected = vaswani_lucene.search([q for q in queries if q != too_long], 50)
+    targets = [list(h.ids[::7]) for h in expected]
+    targets.insert(1, list(expected[0].ids[:3]))
     index_searcher.setMaxClauseCount(1024)
     try:
-        hits = vaswani_lucene.search(["microwave", too_long, "dielectric constant"], 50)
+        hits = vaswani_lucene.search(queries[:3], 50)
         exact = vaswani_lucene.search_exact([too_long], 50)
+        with caplog.at_level("WARNING", logger="verl_rec.retrieval.lucene"):
+            positions = vaswani_lucene.target_positions(queries, 50, targets)
     finally:
         index_searcher.setMaxClauseCount(MAX_CLAUSES)
     assert hits[1].ids == [] and exact[0].ids == []
     assert hits[0].ids == expected[0].ids and hits[2].ids == expected[1].ids
+    assert positions[1] == {}
+    assert [p for i, p in enumerate(positions) if i != 1] == [
+        {doc: 7 * j for j, doc in enumerate(t)} for t in targets[:1] + targets[2:]]
+    assert "Lucene rejected query" in caplog.text
 
 
 # -- BM25 parameters and JVM setup -------------------------------------------------------------
