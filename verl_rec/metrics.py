@@ -151,23 +151,40 @@ def evaluate_positions(found: Mapping[str, int], targets: Qrels, specs: Iterable
 
     ``found`` maps a target id to its 0-based position among the distinct ids of a ranking
     at least as deep as every cutoff in ``specs``; targets missing from it were not retrieved.
-    Gives exactly the values of :func:`evaluate` on the full ranking.
+    Gives exactly the values of :func:`evaluate` on the full ranking. Runs for every sample of
+    every step, so the hits and the ideal gains are sorted once for all ``specs``.
     """
     qrels = as_qrels(targets)
     relevant = {doc: g for doc, g in qrels.items() if g > 0}
     hits = sorted((pos, relevant[doc]) for doc, pos in found.items() if doc in relevant)
-    ideal = list(relevant.values())
+    ideal = sorted(relevant.values(), reverse=True)
     out: dict[str, float] = {}
     for spec in specs:
         name, k = parse_metric(spec)
-        inside = [(p, g) for p, g in hits if p < k]
         if name == "ndcg":
-            out[spec] = ndcg_from_positions([p for p, _ in inside], [g for _, g in inside], ideal, k)
+            out[spec] = _ndcg_sorted(hits, ideal, k)
         elif name == "recall":
-            out[spec] = len(inside) / len(relevant) if relevant else 0.0
+            out[spec] = sum(1 for p, _ in hits if p < k) / len(relevant) if relevant else 0.0
         else:
-            out[spec] = 1.0 / (inside[0][0] + 1) if inside else 0.0
+            out[spec] = 1.0 / (hits[0][0] + 1) if hits and hits[0][0] < k else 0.0
     return out
+
+
+def _ndcg_sorted(hits: Sequence[tuple[int, float]], ideal: Sequence[float], k: int) -> float:
+    """nDCG@k from ``(position, gain)`` hits sorted by position and the positive gains sorted
+    descending: :func:`ndcg_from_positions` without re-sorting for every cutoff."""
+    if not ideal:
+        return 0.0
+    discounts = _discounts(k)
+    dcg = 0.0
+    for position, gain in hits:
+        if position >= k:
+            break
+        dcg += gain * discounts[position]
+    idcg = 0.0
+    for gain, discount in zip(ideal, discounts):
+        idcg += gain * discount
+    return dcg / idcg
 
 
 def evaluate(ranking: Sequence[str], targets: Qrels, specs: Iterable[str]) -> dict[str, float]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Mapping, Optional, Sequence
 
 from verl_rec.metrics import as_qrels, evaluate_positions, first_positions, parse_metric
@@ -42,12 +43,12 @@ class RewardSpec:
             parse_metric(spec)  # fails early on a misspelt metric
         object.__setattr__(self, "eval_metrics", tuple(self.eval_metrics))
 
-    @property
+    @cached_property  # read for every sample; the spec is frozen
     def metric_keys(self) -> tuple[str, ...]:
         """Metric specs logged for every sample: the train metric first, no duplicates."""
         return tuple(dict.fromkeys((self.metric, *self.eval_metrics)))
 
-    @property
+    @cached_property
     def depth(self) -> int:
         """The deepest cutoff needed: how many hits to ask the retriever for."""
         return max(parse_metric(spec)[1] for spec in self.metric_keys)
