@@ -794,12 +794,13 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--backends", type=lambda s: [x for x in s.split(",") if x], default=list(DEFAULT_BACKENDS),
                         help=f"comma-separated, from {BACKENDS} (lucene = direct engine)")
     parser.add_argument("--lengths", type=lambda s: [x for x in s.split(",") if x], default=list(LENGTHS))
-    parser.add_argument("--steps", type=int, default=4, help="timed GRPO steps (640 samples each) per cell")
+    parser.add_argument("--steps", type=int, default=6, help="timed GRPO steps (640 samples each) per cell")
     parser.add_argument("--long-steps", type=int, default=2,
                         help="timed steps for long (~180-word) queries (slow: the paper loop needs ~70 s per step)")
     parser.add_argument("--workers", type=int, default=8, help="reward workers")
-    parser.add_argument("--warmup-steps", type=int, default=3,
-                        help="untimed steps run first on every fresh service (a JVM's JIT needs ~2,000 queries)")
+    parser.add_argument("--warmup-steps", type=int, default=6,
+                        help="untimed steps run first on every fresh service (at 1.2M products the JVM's JIT compiler "
+                             "was still busy for 2-3 steps after a 2-step warm-up)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2, help="engine threads")
     parser.add_argument("--k", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)

@@ -50,7 +50,7 @@ class ServiceConfig:
     index_path: str
     backend_options: dict[str, Any] = field(default_factory=dict)
     batch_window_ms: float = 10.0
-    max_batch_size: int = 256
+    max_batch_size: int = 1024
     cache_size: int = 100_000
     name: str = "verl_rec_retrieval"
     namespace: str = "verl_rec"
