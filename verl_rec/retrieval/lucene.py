@@ -265,8 +265,8 @@ class LuceneRetriever(Retriever):
     tie adjustment: identical ids and scores, checked in tests) but reads each ranking as two
     Java arrays; it was 1.5-3x faster on the Vaswani collection.
     :meth:`target_positions` (what the reward service calls) takes the direct path whatever
-    ``engine`` says, reads no ids at all, and runs distinct queries on ``threads`` threads
-    (pyjnius releases the GIL while Java runs: 2 threads gave 1.6x on 2 cores, 1.2M docs).
+    ``engine`` says, reads no ids at all, and runs chunks of distinct queries on ``threads``
+    threads, one Java call per chunk (pyjnius releases the GIL while Java runs).
     """
 
     name = "lucene"
@@ -321,12 +321,12 @@ class LuceneRetriever(Retriever):
         """Rank of each target in its query's top ``k``, without reading the hits' ids.
 
         Same query, sort (score desc, id asc) and cut-off as :meth:`search`, but the top ``k``
-        are read back as ONE Java ``int[]`` of Lucene document numbers (a
-        ``java.lang.invoke`` loop over ``TopDocs.scoreDocs``), and the targets are turned into
-        document numbers instead. :meth:`search` loads every hit's stored id
+        are read back as Java ``int[]`` of Lucene document numbers, and the targets are turned
+        into document numbers instead. :meth:`search` loads every hit's stored id
         (``ScoredDocs.fromTopDocs``), which cost more than the search itself at k=1000.
-        Distinct queries run on up to ``threads`` Python threads: pyjnius releases the GIL
-        while Java runs. Assumes document ids are unique in the index (as our builders make them).
+        Distinct queries go to Java in chunks of ``chunk_size``, one call per chunk
+        (:func:`top_numbers_loop`), on up to ``threads`` Python threads: pyjnius releases the
+        GIL while Java runs. Assumes document ids are unique in the index (as our builders make them).
         """
         self._check_open()
         check_target_lists(queries, targets)
