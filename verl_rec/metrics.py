@@ -73,13 +73,8 @@ def _check_k(k: int) -> int:
 def ndcg_from_positions(positions: Sequence[int], gains: Sequence[float], ideal_gains: Sequence[float], k: int) -> float:
     """nDCG@k from 0-based hit positions (< k) and their gains; ``ideal_gains`` are the positive
     qrels gains, any order."""
-    if len(ideal_gains) == 0:
-        return 0.0
-    discounts = _discounts(k)
-    dcg = sum(float(g) * discounts[p] for p, g in zip(positions, gains))
-    best = sorted(map(float, ideal_gains), reverse=True)[:k]
-    idcg = sum(g * d for g, d in zip(best, discounts))
-    return dcg / idcg
+    hits = sorted(zip(map(int, positions), map(float, gains)))
+    return _ndcg_sorted(hits, sorted(map(float, ideal_gains), reverse=True), k)
 
 
 def _positive_gains(qrels: Mapping[str, float]) -> np.ndarray:
