@@ -165,6 +165,21 @@ def test_numba_and_numpy_backends_agree(retrievers, topics):
     assert all(np.array_equal(x.scores, y.scores) for x, y in zip(a, b))
 
 
+def test_kernel_scratch_rows_are_clean_between_calls(exact_index, retrievers, topics):
+    """The numba kernel keeps one accumulator row per thread across calls and hands queries out
+    dynamically: any batch split and thread count gives the reference ranking, and every row is
+    all zeros again after a call (the next query starts from clean scores)."""
+    if len(retrievers) < 2:
+        pytest.skip("numba is not installed")
+    expected = [h.ids for h in retrievers["numpy"].search(topics, 100)]
+    engine = Bm25sRetriever(exact_index, backend="numba", threads=2)
+    for threads, size in ((2, 1), (2, 7), (1, 5), (2, len(topics))):
+        engine.threads = threads
+        got = [h.ids for start in range(0, len(topics), size) for h in engine.search(topics[start:start + size], 100)]
+        assert got == expected, (threads, size)
+        assert len(engine._acc_rows) == threads and not engine._acc_rows.any()
+
+
 def test_speed(retrievers, vaswani_lucene, topics):
     """Queries/s for 93 topics at k=1000 (printed, not asserted)."""
     lines = []

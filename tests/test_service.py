@@ -122,6 +122,23 @@ def test_target_positions_many_answers_in_order_and_isolates_failures():
     assert isinstance(out[0], RuntimeError) and "engine down" in str(out[0])
 
 
+def test_a_malformed_request_fails_alone_and_a_cancelled_caller_does_not_block_others():
+    engine = SlowRetriever(delay=0.1)
+    service = make_service(engine, batch_window_ms=1)
+    answers = asyncio.run(service.target_positions_many([("a b", 10, ["b"]), ("c", 10, "c"), ("c b", 10, ["c"])]))
+    assert answers[0] == {"b": 1} and answers[2] == {"c": 0}
+    assert isinstance(answers[1], RuntimeError) and "not a single string" in str(answers[1])
+
+    async def scenario():
+        impatient = asyncio.ensure_future(service.target_positions("x y", 10, ["y"]))
+        patient = asyncio.ensure_future(service.target_positions("x y", 10, ["y"]))
+        await asyncio.sleep(0.02)
+        impatient.cancel()
+        return await asyncio.wait_for(patient, timeout=10), impatient.cancelled()
+
+    assert asyncio.run(scenario()) == ({"y": 1}, True)
+
+
 def test_engine_target_positions_are_used_and_cut_at_k():
     class PositionsEngine(CountingRetriever):
         def __init__(self):

@@ -348,82 +348,87 @@ def _offer(heap, size, k, bits, rank):
 
 @njit(parallel=True, cache=True, nogil=True)  # nogil: the service answers requests while it runs
 def _search_numba(q_ptr, q_terms, q_boost, q_recompute, indptr, indices, data, tf, norms, cache, idf, doc_rank,
-                  doc_of_rank, k, n_docs, n_chunks):
-    """Parallel over query chunks; each chunk owns a dense accumulator and a top-k heap.
+                  doc_of_rank, k, n_docs, acc_rows, touched_rows, out_docs, out_scores, out_n):
+    """Parallel over queries, handed out one at a time to whichever thread is free.
+
+    Each thread scores into its own row of ``acc_rows`` (a dense accumulator, all zeros between
+    queries: every query clears what it touched) and ``touched_rows``; the caller keeps them
+    across calls, so no call pays for allocating and faulting in ``2 x n_docs`` buffers.
+    Dynamic hand-out (the caller sets numba's parallel chunk size to 1; the default is a static
+    split) means a thread that the OS preempts (reward workers share these cores) no longer
+    holds back its half of the batch. The outputs come from the caller too: the only parallel
+    loop here is the one over queries.
 
     Term scores are added in double and the sum is cast to float32, as Lucene does. A query
     whose postings are few relative to the corpus tracks the documents it touches; others
     scan the whole accumulator (cheaper than a branch per posting).
     """
     n_queries = len(q_ptr) - 1
-    out_docs = np.zeros((n_queries, k), dtype=np.int32)
-    out_scores = np.zeros((n_queries, k), dtype=np.float32)
-    out_n = np.zeros(n_queries, dtype=np.int64)
     one = np.float32(1.0)
     shift = np.uint64(32)
-    for c in prange(n_chunks):
-        acc = np.zeros(n_docs, dtype=np.float64)
-        touched = np.empty(n_docs, dtype=np.int32)
+    for q in prange(n_queries):
+        row = numba.get_thread_id()  # 0 <= row < get_num_threads() == len(acc_rows) (see _run)
+        acc = acc_rows[row]
+        touched = touched_rows[row]
         heap = np.empty(k, dtype=np.uint64)
         fbuf = np.empty(1, dtype=np.float32)
         ubuf = fbuf.view(np.uint32)
-        for q in range(c, n_queries, n_chunks):
-            n_postings = 0
-            for i in range(q_ptr[q], q_ptr[q + 1]):
-                n_postings += indptr[q_terms[i] + 1] - indptr[q_terms[i]]
-            sparse = n_postings * 8 < n_docs
-            n_touched = 0
-            for i in range(q_ptr[q], q_ptr[q + 1]):
-                t = q_terms[i]
-                boost = q_boost[i]
-                start, end = indptr[t], indptr[t + 1]
-                if q_recompute[i] != 0:  # Lucene's doScore with this boost, from tf and the norm byte
-                    weight = boost * idf[t]
-                    for j in range(start, end):
-                        d = indices[j]
-                        value = weight - weight / (one + np.float32(tf[j]) * cache[norms[d]])
-                        if sparse and acc[d] == 0.0 and value > 0:
-                            touched[n_touched] = d
-                            n_touched += 1
-                        acc[d] += np.float64(value)
-                elif sparse:
-                    for j in range(start, end):
-                        d = indices[j]
-                        value = boost * data[j]
-                        if acc[d] == 0.0 and value > 0:
-                            touched[n_touched] = d
-                            n_touched += 1
-                        acc[d] += np.float64(value)
-                elif boost == one:
-                    for j in range(start, end):
-                        acc[indices[j]] += np.float64(data[j])
-                else:
-                    for j in range(start, end):
-                        acc[indices[j]] += np.float64(boost * data[j])
-            size = 0
-            root = np.uint32(0)  # score bits of the worst kept hit once the heap is full
-            for m in range(n_touched if sparse else n_docs):
-                d = touched[m] if sparse else m
-                fbuf[0] = np.float32(acc[d])
-                acc[d] = 0.0
-                bits = ubuf[0]
-                if size == k:
-                    if bits < root:  # the common case: not good enough, decided without the id rank
-                        continue
-                elif not fbuf[0] > 0:
+        n_postings = 0
+        for i in range(q_ptr[q], q_ptr[q + 1]):
+            n_postings += indptr[q_terms[i] + 1] - indptr[q_terms[i]]
+        sparse = n_postings * 8 < n_docs
+        n_touched = 0
+        for i in range(q_ptr[q], q_ptr[q + 1]):
+            t = q_terms[i]
+            boost = q_boost[i]
+            start, end = indptr[t], indptr[t + 1]
+            if q_recompute[i] != 0:  # Lucene's doScore with this boost, from tf and the norm byte
+                weight = boost * idf[t]
+                for j in range(start, end):
+                    d = indices[j]
+                    value = weight - weight / (one + np.float32(tf[j]) * cache[norms[d]])
+                    if sparse and acc[d] == 0.0 and value > 0:
+                        touched[n_touched] = d
+                        n_touched += 1
+                    acc[d] += np.float64(value)
+            elif sparse:
+                for j in range(start, end):
+                    d = indices[j]
+                    value = boost * data[j]
+                    if acc[d] == 0.0 and value > 0:
+                        touched[n_touched] = d
+                        n_touched += 1
+                    acc[d] += np.float64(value)
+            elif boost == one:
+                for j in range(start, end):
+                    acc[indices[j]] += np.float64(data[j])
+            else:
+                for j in range(start, end):
+                    acc[indices[j]] += np.float64(boost * data[j])
+        size = 0
+        root = np.uint32(0)  # score bits of the worst kept hit once the heap is full
+        for m in range(n_touched if sparse else n_docs):
+            d = touched[m] if sparse else m
+            fbuf[0] = np.float32(acc[d])
+            acc[d] = 0.0
+            bits = ubuf[0]
+            if size == k:
+                if bits < root:  # the common case: not good enough, decided without the id rank
                     continue
-                size = _offer(heap, size, k, bits, doc_rank[d])
-                if size == k:
-                    root = np.uint32(heap[0] >> shift)
-            for end in range(size - 1, 0, -1):  # heap sort: the worst goes to the back
-                heap[0], heap[end] = heap[end], heap[0]
-                _sift_down(heap, 0, end)
-            out_n[q] = size
-            for m in range(size):
-                ubuf[0] = np.uint32(heap[m] >> shift)
-                out_scores[q, m] = fbuf[0]
-                out_docs[q, m] = doc_of_rank[np.int64(np.uint64(_LOW) - (heap[m] & np.uint64(_LOW)))]
-    return out_docs, out_scores, out_n
+            elif not fbuf[0] > 0:
+                continue
+            size = _offer(heap, size, k, bits, doc_rank[d])
+            if size == k:
+                root = np.uint32(heap[0] >> shift)
+        for end in range(size - 1, 0, -1):  # heap sort: the worst goes to the back
+            heap[0], heap[end] = heap[end], heap[0]
+            _sift_down(heap, 0, end)
+        out_n[q] = size
+        for m in range(size):
+            ubuf[0] = np.uint32(heap[m] >> shift)
+            out_scores[q, m] = fbuf[0]
+            out_docs[q, m] = doc_of_rank[np.int64(np.uint64(_LOW) - (heap[m] & np.uint64(_LOW)))]
+    return out_n
 
 
 def numba_available() -> bool:
@@ -501,6 +506,9 @@ class Bm25sRetriever(Retriever):
         self._unique_ids = True
         self._lock = threading.Lock()
         self._closed = False
+        # the numba kernel's per-thread scratch rows (n_docs each), made on first use and kept
+        self._acc_rows = np.zeros((0, self.num_docs), dtype=np.float64)
+        self._touched_rows = np.zeros((0, self.num_docs), dtype=np.int32)
 
     def _check_shapes(self) -> None:
         n_terms = len(self._indptr) - 1
@@ -647,8 +655,20 @@ class Bm25sRetriever(Retriever):
         with self._lock:
             threads = min(self.threads, numba.config.NUMBA_NUM_THREADS)
             numba.set_num_threads(threads)
-            return _search_numba(q_ptr, q_terms, q_boost, q_recompute, *arrays, k, self.num_docs,
-                          max(1, min(threads, len(plans))))
+            if len(self._acc_rows) != threads:  # the kernel indexes these by numba.get_thread_id()
+                self._acc_rows = np.zeros((threads, self.num_docs), dtype=np.float64)
+                self._touched_rows = np.empty((threads, self.num_docs), dtype=np.int32)
+            n_queries = len(plans)
+            out_docs = np.zeros((n_queries, k), dtype=np.int32)
+            out_scores = np.zeros((n_queries, k), dtype=np.float32)
+            out_n = np.zeros(n_queries, dtype=np.int64)
+            chunksize = numba.set_parallel_chunksize(1)
+            try:
+                _search_numba(q_ptr, q_terms, q_boost, q_recompute, *arrays, k, self.num_docs,
+                              self._acc_rows, self._touched_rows, out_docs, out_scores, out_n)
+            finally:
+                numba.set_parallel_chunksize(chunksize)
+            return out_docs, out_scores, out_n
 
 
 def _as_text(query: Any) -> str:

@@ -129,9 +129,9 @@ class RetrievalService:
         self.startup_s = startup_s
         self.cache = LRUCache(config.cache_size)
         self.stats = ServiceStats()
-        # (query, k, normalised targets or None for a full ranking, future)
-        self._pending: list[tuple[str, int, Optional[tuple[str, ...]], asyncio.Future]] = []
-        self._running: dict[tuple, asyncio.Future] = {}  # request key -> a future of the batch running now
+        self._pending: list[_Request] = []
+        # request key -> the replies waiting for it while its batch is in the engine
+        self._running: dict[tuple, list[tuple[_Reply, int]]] = {}
         self._drainer: Optional[asyncio.Future] = None
         self._full: Optional[asyncio.Future] = None
         # one engine thread: batches run in order (engines parallelise inside a batch)
@@ -140,56 +140,70 @@ class RetrievalService:
     # ---- public API -------------------------------------------------------------------
     async def ranking(self, query: str, k: int) -> list[str]:
         """The top-``k`` ids of ``query`` (micro-batched, deduplicated, cached)."""
-        return list(await self._submit(query, k, None))
+        return list(await self._one(query, k, None))
 
     async def target_positions(self, query: str, k: int, targets: Sequence[str]) -> dict[str, int]:
         """0-based rank of each target found in the top ``k`` distinct ids (absent = not found)."""
-        return dict(await self._submit(query, k, _normalise(targets)))
+        return dict(await self._one(query, k, _normalise(targets)))
 
     async def target_positions_many(self, requests: Sequence[tuple[str, int, Sequence[str]]]) -> list[Any]:
         """Many ``(query, k, targets)`` requests in one call, answered in order.
 
         A request that failed has a ``RuntimeError`` in its slot (the others are still answered).
-        Requests become futures directly (no task per request: this runs for every sample).
+        The call waits on ONE future, filled slot by slot (no future or task per request: this
+        runs for every sample, on the cores the engine needs).
         """
-        answers = await asyncio.gather(*(self._submit(q, k, _normalise(t)) for q, k, t in requests),
-                                       return_exceptions=True)
+        reply = _Reply(len(requests), asyncio.get_running_loop().create_future())
+        for slot, (query, k, targets) in enumerate(requests):
+            try:
+                self._submit(query, int(k), _normalise(targets), reply, slot)
+            except (TypeError, ValueError) as exc:  # a malformed request fails alone
+                reply.fill(slot, exc)
+        answers = await reply.future if reply.missing else reply.answers
         return [RuntimeError(str(a)) if isinstance(a, BaseException) else dict(a) for a in answers]
+
     def info(self) -> dict[str, Any]:
         """Process id, start-up time, counters: what the tests and logs look at."""
         return {"pid": os.getpid(), "startup_s": self.startup_s, "cache_entries": len(self.cache),
                 "config": asdict(self.config), **asdict(self.stats)}
 
     # ---- batching ---------------------------------------------------------------------
-    def _submit(self, query: str, k: int, targets: Optional[tuple[str, ...]]) -> asyncio.Future:
-        """A future of the answer: from the cache, shared with the same request in flight, or
-        queued for the next engine batch. Callers copy the answer before handing it out."""
+    async def _one(self, query: str, k: int, targets: Optional[tuple[str, ...]]) -> Any:
+        reply = _Reply(1, asyncio.get_running_loop().create_future())
+        self._submit(query, k, targets, reply, 0)
+        answer = (await reply.future if reply.missing else reply.answers)[0]
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    def _submit(self, query: str, k: int, targets: Optional[tuple[str, ...]], reply: "_Reply", slot: int) -> None:
+        """Answer slot ``slot`` of ``reply`` from the cache, from the same request in flight, or
+        from the next engine batch. Answers are shared with the cache: callers copy them."""
         self.stats.requests += 1
-        loop = asyncio.get_running_loop()
         key = _key(query, k, targets)
         cached = self.cache.get(key)
         if cached is not None:
             self.stats.cache_hits += 1
-            future = loop.create_future()
-            future.set_result(cached)
-            return future
-        running = self._running.get(key)
-        if running is not None:  # the same question is being answered right now: wait for that answer
+            reply.fill(slot, cached)
+            return
+        waiting = self._running.get(key)
+        if waiting is not None:  # the same question is in the engine right now: wait for that answer
             self.stats.deduplicated += 1
-            return asyncio.shield(running)
-        future = loop.create_future()
-        self._pending.append((query, k, targets, future))
+            waiting.append((reply, slot))
+            return
+        self._pending.append((query, k, targets, key, reply, slot))
         if self._drainer is None or self._drainer.done():
             self._drainer = asyncio.ensure_future(self._drain())
         elif len(self._pending) >= self.config.max_batch_size and self._full is not None and not self._full.done():
             self._full.set_result(None)  # a full batch need not wait for the window
-        return future
 
     async def _drain(self) -> None:
         """Run the pending requests in engine batches until none is left.
 
         The first batch waits up to ``batch_window_ms`` for concurrent requests (less if
-        ``max_batch_size`` arrive); later batches are whatever queued up while the engine was busy.
+        ``max_batch_size`` arrive); later batches are whatever queued up while the engine was
+        busy, handed to it as soon as it returns: before the answers of the last one are handed
+        out, so the engine never waits for this event loop.
         """
         if self.config.batch_window_ms > 0 and len(self._pending) < self.config.max_batch_size:
             self._full = asyncio.get_running_loop().create_future()
@@ -198,32 +212,57 @@ class RetrievalService:
             except asyncio.TimeoutError:
                 pass
             self._full = None
-        while self._pending:
-            size = self.config.max_batch_size
-            batch, self._pending = self._pending[:size], self._pending[size:]
+        running = self._start_next()
+        while running is not None:
+            batch, engine_call = running
             try:
-                await self._run_batch(batch)
-            except Exception as exc:  # a bug past the engine call must not leave waiters hanging
-                logger.exception("verl-rec retrieval service: answering a batch failed")
-                self._fail(batch, exc)
+                answers = await engine_call
+            except Exception as exc:  # every waiter learns; the caller scores a retrieval error
+                self.stats.failed_batches += 1
+                logger.exception("verl-rec retrieval service: a batch of %d requests failed", len(batch.requests))
+                answers = exc
+            running = self._start_next()  # the engine goes on while the answers are handed out
+            if isinstance(answers, Exception):
+                self._fail(batch, answers)
+            else:
+                self._deliver(batch, *answers)
 
-    async def _run_batch(self, batch: list[tuple[str, int, Optional[tuple[str, ...]], asyncio.Future]]) -> None:
-        depth = max(k for _, k, _, _ in batch)
-        unique = list(dict.fromkeys(q for q, _, _, _ in batch))
+    def _start_next(self) -> Optional[tuple["_Batch", asyncio.Future]]:
+        """Send the next ``max_batch_size`` pending requests to the engine thread (None if none)."""
+        if not self._pending:
+            return None
+        size = self.config.max_batch_size
+        batch = _Batch(self._pending[:size])
+        del self._pending[:size]
+        try:
+            engine_call = self._start_batch(batch)
+        except Exception as exc:
+            logger.exception("verl-rec retrieval service: preparing a batch failed")
+            engine_call = asyncio.get_running_loop().create_future()
+            engine_call.set_exception(exc)
+        return batch, engine_call
+
+    def _start_batch(self, batch: "_Batch") -> asyncio.Future:
+        """Hand a batch to the engine thread: each distinct query once, targets merged per query,
+        at the deepest ``k`` asked."""
+        requests = batch.requests
+        depth = max(k for _, k, _, _, _, _ in requests)
         self.stats.batches += 1
-        self.stats.batch_sizes.append(len(batch))
+        self.stats.batch_sizes.append(len(requests))
         if len(self.stats.batch_sizes) > 2 * _KEPT_BATCH_SIZES:  # a long run: keep the recent ones
             del self.stats.batch_sizes[:-_KEPT_BATCH_SIZES]
-        self.stats.max_batch = max(self.stats.max_batch, len(batch))
-        self.stats.deduplicated += len(batch) - len(unique)
-        self.stats.engine_queries += len(unique)
-        need_ranking = {q for q, _, t, _ in batch if t is None}
+        self.stats.max_batch = max(self.stats.max_batch, len(requests))
+        self.stats.deduplicated += len(requests) - len(batch.by_query)
+        self.stats.engine_queries += len(batch.by_query)
+        need_ranking = {q for q, _, t, _, _, _ in requests if t is None}
         wanted: dict[str, set[str]] = {}
-        for q, _, t, _ in batch:
+        for q, _, t, key, _, _ in requests:
+            self._running.setdefault(key, [])
             if t is not None and q not in need_ranking:
                 wanted.setdefault(q, set()).update(t)
-        ranked = [q for q in unique if q in need_ranking]
-        located = [q for q in unique if q in wanted]
+        ranked = [q for q in batch.by_query if q in need_ranking]
+        located = [q for q in batch.by_query if q in wanted]
+        loop = asyncio.get_running_loop()
 
         def work() -> tuple[dict[str, list[str]], dict[str, dict[str, int]]]:
             started = time.perf_counter()
@@ -238,53 +277,84 @@ class RetrievalService:
             self.stats.engine_seconds += time.perf_counter() - started
             return rankings, positions
 
-        loop = asyncio.get_running_loop()
-        for query, k, targets, _ in batch:
-            key = _key(query, k, targets)
-            if key not in self._running:
-                self._running[key] = loop.create_future()
-                self._running[key].add_done_callback(_retrieve)
-        try:
-            rankings, positions = await loop.run_in_executor(self._engine_thread, work)
-        except Exception as exc:  # every waiter learns; the caller scores a retrieval error
-            self.stats.failed_batches += 1
-            logger.exception("verl-rec retrieval service: a batch of %d queries failed", len(unique))
-            self._fail(batch, exc)
-            return
-        for query, k, targets, future in batch:
-            if targets is None:
-                answer: Any = rankings[query][:k]
-            elif query in rankings:
-                answer = first_positions(rankings[query], targets, k)
-            else:
-                answer = {t: p for t, p in positions[query].items() if t in targets and p < k}
-            self.cache.put(_key(query, k, targets), answer)
-            if not future.done():
-                future.set_result(answer)
-            running = self._running.pop(_key(query, k, targets), None)
-            if running is not None and not running.done():
-                running.set_result(answer)
+        return loop.run_in_executor(self._engine_thread, work)
 
-    def _fail(self, batch: list[tuple[str, int, Optional[tuple[str, ...]], asyncio.Future]], exc: Exception) -> None:
-        """Every request of ``batch`` not answered yet, and everyone waiting on it, gets the error."""
+    def _deliver(self, batch: "_Batch", rankings: dict[str, list[str]], positions: dict[str, dict[str, int]]) -> None:
+        """Answer every request of ``batch``, each cut at its own ``k`` and targets, and remember
+        the answers in the cache."""
+        answered: dict[tuple, Any] = {}  # a repeated request is cut once
+        try:
+            for query, requests in batch.by_query.items():
+                for _, k, targets, key, reply, slot in requests:
+                    answer = answered.get(key)
+                    if answer is None:
+                        if targets is None:
+                            answer = rankings[query][:k]
+                        elif query in rankings:
+                            answer = first_positions(rankings[query], targets, k)
+                        else:
+                            answer = {t: p for t, p in positions[query].items() if t in targets and p < k}
+                        answered[key] = answer
+                        self.cache.put(key, answer)
+                        for waiter, waiter_slot in self._running.pop(key, ()):
+                            waiter.fill(waiter_slot, answer)
+                    reply.fill(slot, answer)
+        except Exception as exc:  # a bug past the engine call must not leave waiters hanging
+            logger.exception("verl-rec retrieval service: answering a batch failed")
+            self._fail(batch, exc)
+
+    def _fail(self, batch: "_Batch", exc: Exception) -> None:
+        """Every request of ``batch`` not answered yet, and everyone waiting on one of them, gets the error."""
         error = RuntimeError(f"retrieval failed: {exc!r}")
-        for query, k, targets, future in batch:
-            if not future.done():
-                future.set_exception(error)
-            running = self._running.pop(_key(query, k, targets), None)
-            if running is not None and not running.done():
-                running.set_exception(error)
+        for _, _, _, key, reply, slot in batch.requests:
+            reply.fill(slot, error)  # a slot already answered keeps its answer
+            for waiter, waiter_slot in self._running.pop(key, ()):
+                waiter.fill(waiter_slot, error)
+
+
+class _Reply:
+    """The answers of one call, filled slot by slot; its future resolves with the last one.
+
+    A slot holds an answer or the exception that replaced it; the first fill of a slot wins.
+    A caller that gave up (its future is cancelled) is skipped.
+    """
+
+    __slots__ = ("answers", "missing", "future")
+
+    def __init__(self, size: int, future: asyncio.Future) -> None:
+        self.answers: list[Any] = [None] * size
+        self.missing = size
+        self.future = future
+
+    def fill(self, slot: int, answer: Any) -> None:
+        if self.answers[slot] is not None:
+            return
+        self.answers[slot] = answer
+        self.missing -= 1
+        if self.missing == 0 and not self.future.done():
+            self.future.set_result(self.answers)
+
+
+# (query, k, normalised targets or None for a full ranking, cache key, reply, slot in the reply)
+_Request = tuple[str, int, Optional[tuple[str, ...]], tuple, _Reply, int]
+
+
+class _Batch:
+    """The requests of one engine batch, and the same grouped by query in arrival order (each
+    distinct query goes to the engine once)."""
+
+    __slots__ = ("requests", "by_query")
+
+    def __init__(self, requests: list[_Request]) -> None:
+        self.requests = requests
+        self.by_query: dict[str, list[_Request]] = {}
+        for request in requests:
+            self.by_query.setdefault(request[0], []).append(request)
 
 
 def _key(query: str, k: int, targets: Optional[tuple[str, ...]]) -> tuple:
     """Cache and in-flight key: a full ranking, or the positions of one target set."""
     return (query, k) if targets is None else (query, k, targets)
-
-
-def _retrieve(future: asyncio.Future) -> None:
-    """Mark a shared future's exception as seen (no 'never retrieved' log when nobody waited)."""
-    if not future.cancelled():
-        future.exception()
 
 
 def _normalise(targets: Sequence[str]) -> tuple[str, ...]:
