@@ -482,7 +482,8 @@ def run_ours(path: OurPath, steps: list[Step], warm: Sequence[Step], n_workers: 
             if reference is not None and i % 2 == 0:
                 raw_step_seconds.append(raw_positions_run(reference, step, k)[0])
             s, r, e = path.run(step, n_workers)
-            step_seconds, rewards, errors = step_seconds + [s], rewards + r, errors + e
+            step_seconds.append(s)
+            rewards, errors = rewards + r, errors + e
             if reference is not None and i % 2 == 1:
                 raw_step_seconds.append(raw_positions_run(reference, step, k)[0])
     seconds = sum(step_seconds)
