@@ -214,14 +214,15 @@ def doc_numbers_handle() -> Any:
     return handles.countedLoop(count, init, body)
 
 
-def top_numbers_loop(searcher: Any, generator: Any, analyzer: Any, sort: Any, k: int) -> Any:
+def top_numbers_loop(searcher: Any, generator: Any, analyzer: Any, sort: Any, k: int, numbers: Any) -> Any:
     """A Java ``MethodHandle`` ``(List<String>) -> int[][]``: each query's top-``k`` document numbers.
 
     The whole chunk runs in ONE Java call: query building, ``IndexSearcher.search(query, k,
-    sort, true)`` and the ``int[]`` read-back of :func:`doc_numbers_handle` for every text. The
-    per-query path makes four JNI calls per query and takes the GIL back after each, competing
-    with the service's event loop every time; a chunk takes it back once (``bench.profile``,
-    1.2M products, 2 threads: 289 -> 361 queries/s). A query Lucene rejects gets ``null``.
+    sort, true)`` and the ``int[]`` read-back ``numbers`` (:func:`doc_numbers_handle`, the one
+    the caller already built) for every text. The per-query path makes four JNI calls per query
+    and takes the GIL back after each, competing with the service's event loop every time; a
+    chunk takes it back once (``bench.profile``, 1.2M products, 2 threads: 289 -> 361
+    queries/s). A query Lucene rejects gets ``null``.
     """
     from jnius import autoclass
 
@@ -243,7 +244,7 @@ def top_numbers_loop(searcher: Any, generator: Any, analyzer: Any, sort: Any, k:
     for constant in (handles.constant(int_type, int(k)), handles.constant(sort.getClass(), sort), true):
         search = handles.collectArguments(search, 1, constant)
     search = search.asType(types.methodType(top_docs, query))  # (Query) TopDocs
-    one = handles.filterReturnValue(handles.filterReturnValue(build, search), doc_numbers_handle())  # (String) int[]
+    one = handles.filterReturnValue(handles.filterReturnValue(build, search), numbers)  # (String) int[]
     rejected = cls.forName("java.lang.Exception")
     one = handles.catchException(one, rejected, handles.dropArguments(handles.constant(ints, None), 0, rejected, string))
     text_at = lookup.findVirtual(text_list, "get", types.methodType(cls.forName("java.lang.Object"), int_type))
@@ -383,7 +384,7 @@ class LuceneRetriever(Retriever):
         loop = self._loops.get(k)
         if loop is None:
             searcher, sort, generator, analyzer, _, _ = self._parts()
-            loop = self._loops[k] = top_numbers_loop(searcher, generator, analyzer, sort, k)
+            loop = self._loops[k] = top_numbers_loop(searcher, generator, analyzer, sort, k, self._doc_numbers_of())
         return loop
 
     def _top_numbers(self, text: str, k: int, reraise: bool = False) -> list[int] | None:
