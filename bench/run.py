@@ -9,12 +9,13 @@ On the same synthetic catalog (:mod:`bench.catalog`) and the same GRPO-shaped mo
   per sample, sequentially, a format check, ONE single-query pyserini
   ``LuceneSearcher.search(q, k=1000)``, then NDCG@1000 from the hit list;
 * ``ours/<backend>``: our reward path end to end, driven as veRL 0.9 drives it. ``--workers``
-  reward-worker Ray actors (veRL's ``RewardLoopWorker``: one asyncio task per sample, all
+  (default: the recipes' ``reward.num_workers``) reward-worker Ray actors (veRL's ``RewardLoopWorker``: one asyncio task per sample, all
   concurrent) each hold a real :class:`~verl_rec.integration.reward_manager.RecR1RewardManager`
   and call its ``score_text`` (``parse_output`` -> ``RetrievalClient.target_positions`` on the
   node's named Ray actor :class:`~verl_rec.retrieval.service.RetrievalService`, with
   micro-batching, dedupe and cache -> ``score_parsed``). The step's samples are split into
-  contiguous chunks, one per worker, as veRL splits a batch. Token decoding is not included
+  contiguous chunks, one per worker, as veRL splits a batch. Our path and its raw reference
+  run ``--paired-steps`` (24) steps, the paper loop the first ``--steps`` (6) of them. Token decoding is not included
   (it is the same in every path);
 * ``raw/<backend>``: the engine alone, no plumbing, in the driver: ONE ``Retriever.search``
   batch call over the step's distinct well-formed queries, and ONE ``Retriever.target_positions``
@@ -22,7 +23,7 @@ On the same synthetic catalog (:mod:`bench.catalog`) and the same GRPO-shaped mo
   least work any reward path must do). The ``+positions`` call runs step by step alternating
   with our path, so the two are measured on the same machine state;
 * service memory: peak RSS (psutil) of the service process during the steps, on a fresh
-  service with 1 and with ``--workers`` workers;
+  service with 1 and with ``--memory-workers`` (8, veRL's default) workers;
 * rank agreement: overlap@k of bm25s and Lucene top-k on every distinct query, and the rewards
   of every path against the paper loop's.
 
@@ -33,7 +34,7 @@ engine was busy (``RetrievalService`` counts it), i.e. the plumbing measured ins
 
 Throughput is always *samples per second of one GRPO step* (640 model outputs, duplicates and
 malformed ones included), so every row divides the same work by its wall time. Untimed warm-up
-steps (other queries than the timed steps) run first: ``--warmup-steps`` (3) on every fresh
+steps (other queries than the timed steps) run first: ``--warmup-steps`` (6) on every fresh
 service, one on each engine of the driver: a fresh JVM needs ~2,000 queries before Lucene runs
 at its steady speed (measured: 141 -> 430 samples/s over the first 8 steps of a new service).
 """
@@ -81,6 +82,7 @@ def _log(msg: str, *args: Any) -> None:
 
 
 RECIPE = REPO_ROOT / "recipes" / "esci_bm25.yaml"
+COMMON_RECIPE = REPO_ROOT / "recipes" / "common" / "rec_r1_grpo.yaml"
 
 
 def recipe_reward_kwargs() -> dict[str, Any]:
@@ -94,6 +96,21 @@ def recipe_reward_kwargs() -> dict[str, Any]:
         kwargs = {"metric": "ndcg@1000", "eval_metrics": ["ndcg@10", "ndcg@20", "ndcg@100", "recall@100"],
                   "retrieval": {"backend": "lucene", "backend_options": {"k1": 1.2, "b": 0.75, "threads": 2, "heap": HEAP}}}
     return kwargs
+
+
+def recipe_reward_workers(default: int = 8) -> int:
+    """``reward.num_workers`` of the recipes (the ESCI recipe's own value, else the common one)."""
+    import yaml
+
+    for path in (RECIPE, COMMON_RECIPE):
+        try:
+            value = (yaml.safe_load(path.read_text()).get("reward") or {}).get("num_workers")
+        except Exception as exc:
+            logger.warning("could not read %s (%s)", path, exc)
+            continue
+        if value:
+            return int(value)
+    return default  # veRL's default
 
 
 def reward_spec(k: int):
@@ -511,7 +528,9 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     pool = min(min(sizes), 100_000)
     backends = list(args.backends)
     lengths = list(args.lengths)
-    workers = start_ray(args.workers, args.worker_impl) if backends else []
+    # enough workers for every run; a run with n workers drives the first n (the others idle)
+    n_workers = max(args.workers, args.memory_workers if args.memory else 1)
+    workers = start_ray(n_workers, args.worker_impl) if backends else []
     cells: list[Cell] = []
     catalogs: dict[int, dict] = {}
     for size in sizes:
@@ -525,9 +544,12 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         for length in lengths:
             cell = Cell(size, length)
             n_steps = args.steps if length == "short" else args.long_steps
+            n_paired = max(n_steps, args.paired_steps if length == "short" else args.long_paired_steps)
             steps = factory.steps(range(1, n_steps + 1), length)
+            # our path and its raw reference: more steps than the paper loop, the first ones shared
+            paired = steps + factory.steps(range(n_steps + 1, n_paired + 1), length)
             warm = factory.steps(range(WARM_BASE, WARM_BASE + max(1, args.warmup_steps)), length)
-            cell.shape = describe(steps[0]) | {"steps": len(steps)}
+            cell.shape = describe(steps[0]) | {"steps": len(steps), "paired_steps": len(paired)}
             _log(" %s queries: %s", length, cell.shape)
             rewards, rankings = run_cell_engines(cell, catalog, steps, warm, backends, args.k, args.threads,
                                                  baseline=not args.skip_baseline)
@@ -539,21 +561,26 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
                                 "queries": len(values)}
                 _log("  overlap@%d bm25s vs lucene: %s", args.k, cell.overlap)
             cell.agreement["_paper"] = rewards.get("paper")
-            size_cells[length] = (cell, steps, warm)
+            size_cells[length] = (cell, paired, warm)
             cells.append(cell)
         for backend in backends:
             label = f"ours/{backend}"
             # the raw engine our path is compared with, timed step by step next to it (run_ours)
             reference = open_engine(backend, index_path(catalog, backend), args.threads)
             if size == headline and args.memory and lengths:
+                # service memory with 1 and with --memory-workers workers (each on a fresh service);
+                # the recipe's worker count is the main run below
                 first, steps, warm = size_cells[lengths[0]]
-                path = OurPath(workers, backend, catalog, args.k, args.threads, tag=f"{size}_w1",
-                               service_options=args.service_options)
-                one = run_ours(path, steps, warm, 1, reference, args.k)  # a fresh service: all warm-up steps
-                path.close()
-                first.memory[backend] = {"workers_1": {k: one[k] for k in ("rss_idle", "rss_start", "rss_peak", "qps")}}
-                first.paths[f"{label}@1worker"] = {k: v for k, v in one.items() if k != "rewards"}
-                _log("  %s with 1 worker: %.1f samples/s, peak RSS %.0f MB", label, one["qps"], one["rss_peak"] / 1e6)
+                first.memory[backend] = {}
+                for n in sorted({1, args.memory_workers} - {args.workers}):
+                    path = OurPath(workers, backend, catalog, args.k, args.threads, tag=f"{size}_w{n}",
+                                   service_options=args.service_options)
+                    out = run_ours(path, steps, warm, n, reference, args.k)  # a fresh service: all warm-up steps
+                    path.close()
+                    first.memory[backend][f"workers_{n}"] = {k: out[k] for k in ("rss_idle", "rss_start", "rss_peak", "qps")}
+                    first.paths[f"{label}@{n}w"] = {k: v for k, v in out.items() if k != "rewards"}
+                    _log("  %s with %d worker(s): %.1f samples/s, peak RSS %.0f MB", label, n, out["qps"],
+                         out["rss_peak"] / 1e6)
             path = OurPath(workers, backend, catalog, args.k, args.threads, tag=f"{size}_w{args.workers}",
                            service_options=args.service_options)
             for i, length in enumerate(lengths):
@@ -566,8 +593,8 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
                     "seconds": out["raw_seconds"], "qps": _qps(len(out["rewards"]), out["raw_seconds"]),
                     "unique_queries": unique, "queries_per_s": _qps(unique, out["raw_seconds"])}
                 paper = cell.agreement.get("_paper")
-                if paper is not None:
-                    cell.agreement[label] = _agreement(out["rewards"], paper)
+                if paper is not None:  # the paper loop ran the first steps of ours
+                    cell.agreement[label] = _agreement(out["rewards"][:len(paper)], paper)
                 if backend in cell.memory:
                     cell.memory[backend][f"workers_{args.workers}"] = {k: out[k] for k in ("rss_idle", "rss_start", "rss_peak", "qps")}
                 _log("  %s %s: %.1f samples/s (raw target_positions next to it: %.1f), %s, peak RSS %.0f MB", label,
@@ -614,6 +641,11 @@ def engine_reference_seconds(paths: dict, backend: str, ours: Optional[dict]) ->
     return (paths.get(f"raw/{backend}+positions") or paths.get(f"raw/{backend}", {})).get("seconds")
 
 
+def _workers_note(entry: dict) -> str:
+    n = entry.get("workers")
+    return "" if n is None else f" [{n} worker{'s' if n != 1 else ''}]"
+
+
 def table_rows(results: dict) -> list[dict]:
     rows = []
     for cell in results["cells"]:
@@ -624,7 +656,7 @@ def table_rows(results: dict) -> list[dict]:
             raw = engine_reference_seconds(cell["paths"], base.split("/", 1)[1], entry) if base.startswith("ours/") else None
             rows.append({
                 "size": cell["size"], "length": cell["length"], "path": label,
-                "name": PATH_NAMES.get(base, base) + (" [1 worker]" if "@1worker" in label else ""),
+                "name": PATH_NAMES.get(base, base) + _workers_note(entry),
                 "qps": entry["qps"], "vs_paper": entry["qps"] / paper if paper else None,
                 "over_raw": (entry["seconds"] / raw - 1.0) if raw else None,
                 "rss_peak_mb": entry["rss_peak"] / 1e6 if "rss_peak" in entry else None,
@@ -687,10 +719,10 @@ def evaluate_targets(results: dict) -> list[dict]:
         add("overlap@k bm25s vs lucene (worst cell)", min(overlaps), f">= {TARGETS['overlap_min']}",
             min(overlaps) >= TARGETS["overlap_min"])
     for backend, mem in cell.get("memory", {}).items():
-        keys = sorted(mem, key=lambda s: int(s.split("_")[1]))
-        if len(keys) == 2:
-            growth = mem[keys[1]]["rss_peak"] / mem[keys[0]]["rss_peak"] - 1.0
-            add(f"service RSS {backend}: {keys[1].replace('_', ' ')} vs 1 worker", growth,
+        most = max(mem, key=lambda s: int(s.split("_")[1]), default=None)
+        if "workers_1" in mem and most != "workers_1":
+            growth = mem[most]["rss_peak"] / mem["workers_1"]["rss_peak"] - 1.0
+            add(f"service RSS {backend}: {most.replace('_', ' ')} vs 1 worker", growth,
                 f"<= +{TARGETS['memory_max']:.0%}", growth <= TARGETS["memory_max"])
     return checks
 
@@ -813,7 +845,15 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=6, help="timed GRPO steps (640 samples each) per cell")
     parser.add_argument("--long-steps", type=int, default=2,
                         help="timed steps for long (~180-word) queries (slow: the paper loop needs ~70 s per step)")
-    parser.add_argument("--workers", type=int, default=8, help="reward workers")
+    parser.add_argument("--paired-steps", type=int, default=24,
+                        help="timed steps of our path, each next to its raw engine call (short queries; the first "
+                             "--steps are the paper loop's): single steps scatter by +-50%% on a shared VM, so the "
+                             "plumbing ratio needs many pairs")
+    parser.add_argument("--long-paired-steps", type=int, default=4, help="the same for long queries")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="reward workers of our path (default: the recipes' reward.num_workers)")
+    parser.add_argument("--memory-workers", type=int, default=8,
+                        help="service memory is compared between 1 and this many workers (veRL's default 8)")
     parser.add_argument("--warmup-steps", type=int, default=6,
                         help="untimed steps run first on every fresh service (at 1.2M products the JVM's JIT compiler "
                              "was still busy for 2-3 steps after a 2-step warm-up)")
@@ -831,6 +871,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--cache-dir", type=Path, default=CACHE_ROOT)
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results")
     args = parser.parse_args(argv)
+    if args.workers is None:
+        args.workers = recipe_reward_workers()
     if args.long_steps is None:
         args.long_steps = args.steps
     if args.sizes is None:
