@@ -34,9 +34,12 @@ engine was busy (``RetrievalService`` counts it), i.e. the plumbing measured ins
 
 Throughput is always *samples per second of one GRPO step* (640 model outputs, duplicates and
 malformed ones included), so every row divides the same work by its wall time. Untimed warm-up
-steps (other queries than the timed steps) run first: ``--warmup-steps`` (6) on every fresh
-service, one on each engine of the driver: a fresh JVM needs ~2,000 queries before Lucene runs
-at its steady speed (measured: 141 -> 430 samples/s over the first 8 steps of a new service).
+steps (other queries than the timed steps) run first: ``--warmup-steps`` (40) on every fresh
+service, one or two on each engine of the driver. A JVM's JIT compiler goes on speeding Lucene
+up for tens of steps (141 -> 430 samples/s over the first 8 steps of a new service; one 1.2M
+engine, 8 timed steps after 6, 12, 24 and 48 warm-up steps: 1161, 1058, 952, 911 ms per step),
+and the driver's single JVM has run every earlier path: a service compared after a few warm-up
+steps is compared with a warmer engine, not with the same engine without plumbing.
 """
 
 from __future__ import annotations
@@ -481,15 +484,16 @@ def run_ours(path: OurPath, steps: list[Step], warm: Sequence[Step], n_workers: 
              k: int = 1000) -> dict[str, Any]:
     """Warm-up steps, then the timed steps; service counters and peak RSS.
 
-    With a ``reference`` engine (the same backend, opened in this process and given the same
-    warm-up), each timed step also runs as ONE ``target_positions`` call on it, right before
-    or after our path (alternating): the raw engine time of the same work, measured next to
-    ours. On a shared 2-core VM the speed of the machine drifts by up to 2x within minutes, so
-    only measurements taken side by side can be compared.
+    With a ``reference`` engine (the same backend, opened in this process; the first two warm-up
+    steps run on it too, the driver's JVM being warm already), each timed step also runs as ONE
+    ``target_positions`` call on it, right before or after our path (alternating): the raw
+    engine time of the same work, measured next to ours. On a shared 2-core VM the speed of
+    the machine drifts by up to 2x within minutes, so only measurements taken side by side can
+    be compared.
     """
-    for step in warm:
+    for i, step in enumerate(warm):
         path.run(step, n_workers)
-        if reference is not None:
+        if reference is not None and i < 2:
             raw_positions_run(reference, step, k)
     before = path.info()
     step_seconds, raw_step_seconds, rewards, errors = [], [], [], 0
@@ -854,9 +858,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help="reward workers of our path (default: the recipes' reward.num_workers)")
     parser.add_argument("--memory-workers", type=int, default=8,
                         help="service memory is compared between 1 and this many workers (veRL's default 8)")
-    parser.add_argument("--warmup-steps", type=int, default=6,
-                        help="untimed steps run first on every fresh service (at 1.2M products the JVM's JIT compiler "
-                             "was still busy for 2-3 steps after a 2-step warm-up)")
+    parser.add_argument("--warmup-steps", type=int, default=40,
+                        help="untimed steps run first on every fresh service (a fresh JVM's Lucene at 1.2M products: "
+                             "1161 ms per step after 6 warm-up steps, 911 ms after 48)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2, help="engine threads")
     parser.add_argument("--k", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
