@@ -9,14 +9,15 @@ On the same synthetic catalog (:mod:`bench.catalog`) and the same GRPO-shaped mo
   per sample, sequentially, a format check, ONE single-query pyserini
   ``LuceneSearcher.search(q, k=1000)``, then NDCG@1000 from the hit list;
 * ``ours/<backend>``: our reward path end to end, driven as veRL 0.9 drives it. ``--workers``
-  (default: the recipes' ``reward.num_workers``) reward-worker Ray actors (veRL's ``RewardLoopWorker``: one asyncio task per sample, all
-  concurrent) each hold a real :class:`~verl_rec.integration.reward_manager.RecR1RewardManager`
-  and call its ``score_text`` (``parse_output`` -> ``RetrievalClient.target_positions`` on the
-  node's named Ray actor :class:`~verl_rec.retrieval.service.RetrievalService`, with
-  micro-batching, dedupe and cache -> ``score_parsed``). The step's samples are split into
-  contiguous chunks, one per worker, as veRL splits a batch. Our path and its raw reference
-  run ``--paired-steps`` (24) steps, the paper loop the first ``--steps`` (6) of them. Token decoding is not included
-  (it is the same in every path);
+  (default: the recipes' ``reward.num_workers``) reward-worker Ray actors (veRL's
+  ``RewardLoopWorker``: one asyncio task per sample, all concurrent) each hold a real
+  :class:`~verl_rec.integration.reward_manager.RecR1RewardManager` and call its ``score_text``
+  (``parse_output`` -> ``RetrievalClient.target_positions`` on the node's named Ray actor
+  :class:`~verl_rec.retrieval.service.RetrievalService`, with micro-batching, dedupe and cache
+  -> ``score_parsed``). The step's samples are split into contiguous chunks, one per worker,
+  as veRL splits a batch. Our path and its raw reference run ``--paired-steps`` (24) steps,
+  the paper loop the first ``--steps`` (6) of them. Token decoding is not included (it is the
+  same in every path);
 * ``raw/<backend>``: the engine alone, no plumbing, in the driver: ONE ``Retriever.search``
   batch call over the step's distinct well-formed queries, and ONE ``Retriever.target_positions``
   call over them (``+positions``: the engine call our service makes, which reads no hit ids; the
