@@ -522,6 +522,16 @@ def run_ours(path: OurPath, steps: list[Step], warm: Sequence[Step], n_workers: 
     return out
 
 
+def _path_entry(out: dict) -> dict:
+    """What a ``run_ours`` result keeps in the table's paths (the rewards go to ``agreement``)."""
+    return {k: v for k, v in out.items() if k != "rewards"}
+
+
+def _memory_entry(out: dict) -> dict:
+    """What a ``run_ours`` result keeps for the service-memory target."""
+    return {k: out[k] for k in ("rss_idle", "rss_start", "rss_peak", "qps")}
+
+
 def _agreement(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
     diff = np.abs(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64))
     return {"max_abs_diff": float(diff.max(initial=0.0)), "share_equal": float(np.mean(diff <= 1e-9)) if len(diff) else 1.0}
@@ -582,8 +592,8 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
                                    service_options=args.service_options)
                     out = run_ours(path, steps, warm, n, reference, args.k)  # a fresh service: all warm-up steps
                     path.close()
-                    first.memory[backend][f"workers_{n}"] = {k: out[k] for k in ("rss_idle", "rss_start", "rss_peak", "qps")}
-                    first.paths[f"{label}@{n}w"] = {k: v for k, v in out.items() if k != "rewards"}
+                    first.memory[backend][f"workers_{n}"] = _memory_entry(out)
+                    first.paths[f"{label}@{n}w"] = _path_entry(out)
                     _log("  %s with %d worker(s): %.1f samples/s, peak RSS %.0f MB", label, n, out["qps"],
                          out["rss_peak"] / 1e6)
             path = OurPath(workers, backend, catalog, args.k, args.threads, tag=f"{size}_w{args.workers}",
@@ -592,7 +602,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
                 cell, steps, warm = size_cells[length]
                 # a fresh service (JVM) gets every warm-up step; later lengths on the same one, one step
                 out = run_ours(path, steps, warm if i == 0 else warm[:1], args.workers, reference, args.k)
-                cell.paths[label] = {k: v for k, v in out.items() if k != "rewards"}
+                cell.paths[label] = _path_entry(out)
                 unique = sum(len(s.unique_queries()) for s in steps)
                 cell.paths[f"raw/{backend}+positions"] = {
                     "seconds": out["raw_seconds"], "qps": _qps(len(out["rewards"]), out["raw_seconds"]),
@@ -601,7 +611,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
                 if paper is not None:  # the paper loop ran the first steps of ours
                     cell.agreement[label] = _agreement(out["rewards"][:len(paper)], paper)
                 if backend in cell.memory:
-                    cell.memory[backend][f"workers_{args.workers}"] = {k: out[k] for k in ("rss_idle", "rss_start", "rss_peak", "qps")}
+                    cell.memory[backend][f"workers_{args.workers}"] = _memory_entry(out)
                 _log("  %s %s: %.1f samples/s (raw target_positions next to it: %.1f), %s, peak RSS %.0f MB", label,
                      length, out["qps"], cell.paths[f"raw/{backend}+positions"]["qps"], out["service"],
                      out["rss_peak"] / 1e6)
