@@ -36,6 +36,9 @@ def test_bench_command_on_a_small_catalog(tmp_path):
         for backend in ("lucene", "bm25s"):
             ours = cell["paths"][f"ours/{backend}"]
             assert ours["retrieval_errors"] == 0 and ours["service"]["failed_batches"] == 0
+            # the plumbing reference ran on the service's own engine every step, next to our path
+            assert len(ours["raw_service_step_seconds"]) == len(ours["step_seconds"]) and ours["raw_service_seconds"] > 0
+            assert cell["paths"][f"raw/{backend}+positions"]["seconds"] == ours["raw_service_seconds"]
             assert ours["service"]["engine_queries"] < ours["service"]["requests"]  # repeats answered once
             assert cell["agreement"][f"ours/{backend}"] == {"max_abs_diff": 0.0, "share_equal": 1.0}, (length, backend)
         assert cell["overlap"]["mean"] >= 0.99

@@ -161,6 +161,49 @@ def test_engine_target_positions_are_used_and_cut_at_k():
     assert engine.position_calls == [(["a b c"], 3, [["a", "c"]])]  # one query, targets merged, deepest k
 
 
+def test_a_window_closes_once_every_recent_caller_has_sent(monkeypatch):
+    """A GRPO step's workers send together: the batch starts at the last of them, not at the end
+    of the window; a known worker that has not sent is waited for (up to the window), one silent
+    for longer than the caller TTL is not."""
+    import verl_rec.retrieval.service as service_module
+
+    engine = CountingRetriever()
+    service = make_service(engine, batch_window_ms=300)
+
+    async def step(*callers: str) -> float:
+        started = time.perf_counter()
+        await asyncio.gather(*(service.target_positions_many([(f"{c} {time.perf_counter()} b", 10, ["b"])], caller=c)
+                               for c in callers))
+        return time.perf_counter() - started
+
+    async def scenario():
+        await step("w1", "w2")  # both become known
+        together = await step("w1", "w2")
+        one_missing = await step("w1")
+        monkeypatch.setattr(service_module, "_CALLER_TTL_S", 0.05)
+        await asyncio.sleep(0.1)
+        await step("w1")  # w1 is fresh again; w2 has been silent for longer than the TTL
+        alone = await step("w1")
+        return together, one_missing, alone
+
+    together, one_missing, alone = asyncio.run(scenario())
+    assert together < 0.15 and alone < 0.15, (together, alone)
+    assert one_missing >= 0.25  # w2 was expected: the window ran out
+    assert [len(c) for c in engine.calls] == [2, 2, 1, 1, 1]  # each step's calls made one batch
+
+
+def test_time_engine_call_runs_the_engine_alone():
+    """The plumbing reference: one engine call as given, no batch, cache or counters touched."""
+    engine = CountingRetriever()
+    service = make_service(engine, batch_window_ms=20)
+    seconds = asyncio.run(service.time_engine_call(["a b", "a b", "c"], 5, [["b"], ["b"], ["c"]]))
+    assert seconds > 0 and engine.calls == [["a b", "a b", "c"]]  # exactly what was asked, repeats included
+    info = service.info()
+    assert info["requests"] == info["batches"] == info["cache_entries"] == 0 and info["engine_seconds"] == 0
+    with pytest.raises(ValueError, match="2 queries but 1 target lists"):
+        asyncio.run(service.time_engine_call(["a", "b"], 5, [["a"]]))
+
+
 def test_client_sends_concurrent_requests_in_one_call():
     from verl_rec.retrieval.service_client import RetrievalClient
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 from typing import Any, Optional, Sequence
 
 from verl_rec.retrieval.service import RetrievalService, ServiceConfig
@@ -40,7 +42,8 @@ class RetrievalClient:
     one task per sample) are sent as ONE Ray call (``target_positions_many``): while a call is
     in flight, new requests queue up and leave together when it returns. A Ray actor call costs
     ~1 ms of CPU on each side, more than scoring a sample; ``coalesce=False`` sends one call per
-    request.
+    request. Each call carries this client's id, so that the service closes a batch window as
+    soon as every worker has sent.
     """
 
     max_requests_per_call = 1024
@@ -51,6 +54,7 @@ class RetrievalClient:
         self._handle = None
         self._queue: list[tuple[str, int, list[str], asyncio.Future]] = []
         self._sender: Optional[asyncio.Future] = None
+        self.caller_id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
 
     def _service(self):
         if self._handle is None:
@@ -79,7 +83,8 @@ class RetrievalClient:
             size = self.max_requests_per_call
             batch, self._queue = self._queue[:size], self._queue[size:]
             try:
-                answers = await self._service().target_positions_many.remote([(q, k, t) for q, k, t, _ in batch])
+                answers = await self._service().target_positions_many.remote([(q, k, t) for q, k, t, _ in batch],
+                                                                           self.caller_id)
             except Exception as exc:
                 self._handle = None  # next call looks the (restarted) service up again
                 answers = [exc] * len(batch)
