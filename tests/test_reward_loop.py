@@ -144,6 +144,7 @@ def test_reward_loop_manager_with_shared_service(catalog, tiny_model, ray_cluste
     valid = int((~malformed).sum())
     assert valid <= info["requests"] <= valid + 2  # veRL pads the batch to a multiple of num_workers
     assert info["batches"] < valid and info["max_batch"] > 1, info
+    assert info["calls"] == 3, info  # each worker sent all its samples in ONE call (no stragglers)
     assert info["deduplicated"] + info["cache_hits"] >= 8, info  # the 8 repeated queries
     assert info["engine_queries"] <= 16
     print(f"\n[service] {info['requests']} requests from 3 workers -> {info['batches']} batches "

@@ -103,6 +103,7 @@ class LRUCache:
 
 @dataclass
 class ServiceStats:
+    calls: int = 0  # target_positions_many calls (a reward worker sends its concurrent requests in one)
     requests: int = 0
     batches: int = 0
     engine_queries: int = 0
@@ -164,6 +165,7 @@ class RetrievalService:
         process (:class:`~verl_rec.retrieval.service_client.RetrievalClient` does): a batch
         window closes once every recent caller has sent into it.
         """
+        self.stats.calls += 1
         reply = _Reply(len(requests), asyncio.get_running_loop().create_future())
         for slot, (query, k, targets) in enumerate(requests):
             try:
