@@ -18,20 +18,24 @@ On the same synthetic catalog (:mod:`bench.catalog`) and the same GRPO-shaped mo
   as veRL splits a batch. Our path and its raw reference run ``--paired-steps`` (24) steps,
   the paper loop the first ``--steps`` (6) of them. Token decoding is not included (it is the
   same in every path);
-* ``raw/<backend>``: the engine alone, no plumbing, in the driver: ONE ``Retriever.search``
-  batch call over the step's distinct well-formed queries, and ONE ``Retriever.target_positions``
+* ``raw/<backend>``: the engine alone, no plumbing: ONE ``Retriever.search`` batch call over
+  the step's distinct well-formed queries, in the driver; and ONE ``Retriever.target_positions``
   call over them (``+positions``: the engine call our service makes, which reads no hit ids; the
-  least work any reward path must do). The ``+positions`` call runs step by step alternating
-  with our path, so the two are measured on the same machine state;
+  least work any reward path must do), made directly on the service's own engine
+  (``RetrievalService.time_engine_call``: same process, memory and JIT state; the same index
+  opened in another process runs the same steps up to ~8% apart) and, beside it, on the same
+  index opened in the driver. Both ``+positions`` calls run step by step alternating with our
+  path, so all three are measured on the same machine state;
 * service memory: peak RSS (psutil) of the service process during the steps, on a fresh
   service with 1 and with ``--memory-workers`` (8, veRL's default) workers;
 * rank agreement: overlap@k of bm25s and Lucene top-k on every distinct query, and the rewards
   of every path against the paper loop's.
 
 Table columns: ``x paper`` is samples/s over the paper loop's; ``vs raw`` is the extra wall time
-of our path over the raw engine call it makes (``+positions``), timed step by step next to it;
-``in eng.`` is the share of our path's wall time that the service's
-engine was busy (``RetrievalService`` counts it), i.e. the plumbing measured inside the same run.
+of our path over the raw engine call it makes (``+positions`` on the service's engine), timed
+step by step next to it (the plumbing target); ``vs drv`` the same over the index opened in the
+driver; ``in eng.`` is the share of our path's wall time that the service's engine was busy
+(``RetrievalService`` counts it), i.e. the plumbing measured inside the same run.
 
 Throughput is always *samples per second of one GRPO step* (640 model outputs, duplicates and
 malformed ones included), so every row divides the same work by its wall time. Untimed warm-up
