@@ -679,10 +679,31 @@ def engine_reference_seconds(paths: dict, backend: str, ours: Optional[dict]) ->
     next to it on the service's own engine (``raw_service_seconds``); in older results, on the
     same index opened in the driver (``raw_seconds``), else the separate target-positions run,
     else the full batch search."""
-    for key in ("raw_service_seconds", "raw_seconds"):
-        if ours and ours.get(key):
-            return ours[key]
+    for prefix in _REFERENCES:
+        if ours and ours.get(f"{prefix}_seconds"):
+            return ours[f"{prefix}_seconds"]
     return (paths.get(f"raw/{backend}+positions") or paths.get(f"raw/{backend}", {})).get("seconds")
+
+
+# the raw references an ``ours`` entry may hold, preferred first: the service's own engine, then
+# (older results) the same index opened in the driver
+_REFERENCES = ("raw_service", "raw")
+
+
+def reference_step_seconds(ours: Optional[dict]) -> list[float]:
+    """Per-step seconds of the reference :func:`engine_reference_seconds` uses (empty if none)."""
+    for prefix in _REFERENCES:
+        if (ours or {}).get(f"{prefix}_step_seconds"):
+            return ours[f"{prefix}_step_seconds"]
+    return []
+
+
+def driver_overhead(ours: dict) -> Optional[float]:
+    """Extra wall time of ``ours`` over the index opened in the driver, when the service's own
+    engine is the reference (shown beside the target, not the target)."""
+    if ours.get("raw_service_seconds") and ours.get("raw_seconds"):
+        return ours["seconds"] / ours["raw_seconds"] - 1.0
+    return None
 
 
 def _workers_note(entry: dict) -> str:
@@ -703,9 +724,7 @@ def table_rows(results: dict) -> list[dict]:
                 "name": PATH_NAMES.get(base, base) + _workers_note(entry),
                 "qps": entry["qps"], "vs_paper": entry["qps"] / paper if paper else None,
                 "over_raw": (entry["seconds"] / raw - 1.0) if raw else None,
-                # the same call on the same index opened in the driver (no Ray, another process)
-                "over_driver": (entry["seconds"] / entry["raw_seconds"] - 1.0
-                                if entry.get("raw_service_seconds") and entry.get("raw_seconds") else None),
+                "over_driver": driver_overhead(entry),
                 "rss_peak_mb": entry["rss_peak"] / 1e6 if "rss_peak" in entry else None,
                 "engine_share": (entry["service"]["engine_seconds"] / entry["seconds"]
                                  if entry.get("service", {}).get("engine_seconds") and entry["seconds"] else None),
@@ -755,13 +774,12 @@ def evaluate_targets(results: dict) -> list[dict]:
         over = ours["seconds"] / raw - 1.0 if ours and raw else None
         add(f"ours/{backend} plumbing over raw engine", over, f"<= {TARGETS['plumbing_max']:.0%}",
             None if over is None else over <= TARGETS["plumbing_max"])
-        reference_steps = (ours or {}).get("raw_service_step_seconds") or (ours or {}).get("raw_step_seconds", [])
-        pairs = list(zip((ours or {}).get("step_seconds", []), reference_steps))
+        pairs = list(zip((ours or {}).get("step_seconds", []), reference_step_seconds(ours)))
         if pairs:  # how much single steps scatter around the total's ratio (a shared VM's speed drifts)
             per_step = sorted(o / r - 1.0 for o, r in pairs)
             checks[-1]["per_step"] = {"median": float(np.median(per_step)), "min": per_step[0], "max": per_step[-1]}
-        if ours and ours.get("raw_service_seconds") and ours.get("raw_seconds"):  # shown, not the target
-            checks[-1]["over_driver_engine"] = ours["seconds"] / ours["raw_seconds"] - 1.0
+        if ours and driver_overhead(ours) is not None:
+            checks[-1]["over_driver_engine"] = driver_overhead(ours)
     overlaps = [c["overlap"]["mean"] for c in results["cells"] if c.get("overlap")]
     head_overlap = cell.get("overlap", {}).get("mean")
     add("overlap@k bm25s vs lucene (headline cell)", head_overlap, f">= {TARGETS['overlap_min']}",
