@@ -1,6 +1,6 @@
 """A deterministic synthetic product catalog for the reward benchmark, and its cached indexes.
 
-Why not ``verl_rec.data.synthetic_catalog``: it has ~100 distinct words per category, draws
+Why not ``verl_rec.devkit.synthetic_catalog``: it has ~100 distinct words per category, draws
 words one product at a time in Python and needs ~10 minutes per million products. BM25's cost
 is set by posting-list lengths, i.e. by the word-frequency distribution, so this generator
 builds text whose statistics look like real product text:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from verl_rec.data.esci import EsciOptions, build_esci
-from verl_rec.data.synthetic_catalog import write_esci_release
+from verl_rec.devkit.synthetic_catalog import write_esci_release
 
 
 def build_catalog_task(out_dir: Path, n_products: int = 600, n_queries: int = 80, val_size: int = 8) -> Path:

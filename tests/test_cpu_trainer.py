@@ -2,7 +2,7 @@
 
 The expensive pieces (Ray, the trainer subprocess) are marked ``slow``; the tiny model
 is built once per session. The trainer run goes through
-``verl_rec.integration.cpu.runner`` so other tests can reuse it.
+``verl_rec.devkit.runner`` so other tests can reuse it.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from verl_rec.integration.cpu import PLATFORM_ENV, PLATFORM_NAME, ROLLOUT_NAME, cpu_env, cpu_overrides
-from verl_rec.integration.cpu.process_group import normalize_backend
-from verl_rec.integration.cpu.runner import parse_step_metrics, run_tiny_grpo
-from verl_rec.integration.tiny_model import IM_END, build_tiny_model
+from verl_rec.cpu_backend import PLATFORM_ENV, PLATFORM_NAME, ROLLOUT_NAME, cpu_env, cpu_overrides
+from verl_rec.cpu_backend.process_group import normalize_backend
+from verl_rec.devkit.runner import parse_step_metrics, run_tiny_grpo
+from verl_rec.devkit.tiny_model import IM_END, build_tiny_model
 
 ASSETS = Path(__file__).parent / "assets"
 LENGTH_REWARD = ASSETS / "length_reward.py"
@@ -78,7 +78,7 @@ def test_hf_server_samples_with_log_probs_and_reloads_weights(tiny_model_dir: Pa
     import torch
     from verl.workers.config import RolloutConfig
 
-    from verl_rec.integration.cpu.hf_server import HFRolloutServer
+    from verl_rec.cpu_backend.hf_rollout.server import HFRolloutServer
 
     config = RolloutConfig(name=ROLLOUT_NAME, prompt_length=64, response_length=8, dtype="float32")
     model_config = {"path": str(tiny_model_dir), "override_config": {"attn_implementation": "sdpa"}}
@@ -145,7 +145,7 @@ def test_plugin_registrations_happen_inside_ray_workers(monkeypatch: pytest.Monk
         "platform": "CpuPlatform",
         "device": "cpu",
         "replica": "HFReplica",
-        "adapter": "verl_rec.integration.cpu.hf_adapter.HFServerAdapter",
+        "adapter": "verl_rec.cpu_backend.hf_rollout.adapter.HFServerAdapter",
         "engine": "CpuFSDPEngineWithLMHead",
         "gloo_fix": True,
     }

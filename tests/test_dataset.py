@@ -25,7 +25,7 @@ RECORDS = [
 def tokenizer(tmp_path_factory):
     from transformers import AutoTokenizer
 
-    from verl_rec.integration.tiny_model import build_tiny_model
+    from verl_rec.devkit.tiny_model import build_tiny_model
 
     return AutoTokenizer.from_pretrained(build_tiny_model(tmp_path_factory.mktemp("tiny")))
 

@@ -18,7 +18,7 @@ import pytest
 from data_preprocess import build_index
 from data_preprocess.esci import main as build_esci_main
 from verl_rec.data.esci import write_records
-from verl_rec.data.synthetic_catalog import write_esci_release
+from verl_rec.devkit.synthetic_catalog import write_esci_release
 from verl_rec.evaluate import main as evaluate_main
 from verl_rec.evaluation.inputs import read_records
 from verl_rec.tasks.records import TaskRecord
@@ -145,7 +145,7 @@ def test_generated_outputs_count_format_failures(chain: Path, tmp_path: Path) ->
 
 
 def test_model_outputs_with_tiny_model(chain: Path, tmp_path: Path) -> None:
-    from verl_rec.integration.tiny_model import build_tiny_model
+    from verl_rec.devkit.tiny_model import build_tiny_model
 
     model = build_tiny_model(tmp_path / "tiny")
     out = tmp_path / "res"

@@ -33,7 +33,7 @@ def catalog(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
-    from verl_rec.integration.tiny_model import build_tiny_model
+    from verl_rec.devkit.tiny_model import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny"), seed=0)
 

@@ -39,8 +39,8 @@ def catalog(tmp_path_factory):
 @pytest.fixture(scope="module")
 def format_model(tmp_path_factory, catalog):
     """The tiny model, taught the answer format so that rewards vary (see format_warmup)."""
-    from verl_rec.integration.format_warmup import warm_up_format
-    from verl_rec.integration.tiny_model import build_tiny_model
+    from verl_rec.devkit.format_warmup import warm_up_format
+    from verl_rec.devkit.tiny_model import build_tiny_model
 
     model = build_tiny_model(tmp_path_factory.mktemp("tiny"), seed=0)
     return warm_up_format(model, catalog / "train.parquet", steps=250)
@@ -63,7 +63,7 @@ RECIPE_ENGINE = {  # recipe -> (index folder, engine options fitting 2 cores, th
 
 @pytest.mark.parametrize("recipe", sorted(RECIPE_ENGINE))
 def test_main_ppo_recipe_on_cpu(catalog, format_model, tmp_path, recipe):
-    from verl_rec.integration.cpu.runner import run_main_ppo
+    from verl_rec.devkit.runner import run_main_ppo
 
     index, engine_options, metric_keys = RECIPE_ENGINE[recipe]
 

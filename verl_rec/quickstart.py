@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from verl_rec.data.esci import EsciOptions, build_esci
-from verl_rec.data.synthetic_catalog import write_esci_release
+from verl_rec.devkit.synthetic_catalog import write_esci_release
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = REPO / "recipes"
@@ -50,7 +50,7 @@ def command(gpu: bool, model_dir: Path | None, overrides: list[str]) -> tuple[li
     cmd = [sys.executable, "-m", "verl.trainer.main_ppo", f"--config-dir={RECIPES}", "--config-name=quickstart"]
     env = dict(os.environ, VERL_REC_DATA=str(data_root()))
     if not gpu:
-        from verl_rec.integration.cpu.overrides import cpu_env, cpu_overrides
+        from verl_rec.cpu_backend.overrides import cpu_env, cpu_overrides
 
         cmd += cpu_overrides() + [f"actor_rollout_ref.model.path={model_dir}", "reward.num_workers=2"]
         env.update(cpu_env())
@@ -65,7 +65,7 @@ def _val_mean(metrics: dict[str, float], suffix: str) -> str:
 
 def show(line: str) -> None:
     """One short row per step: training reward, and validation reward / NDCG averaged over sources."""
-    from verl_rec.integration.cpu.runner import parse_step_metrics
+    from verl_rec.devkit.runner import parse_step_metrics
 
     for step, metrics in parse_step_metrics(line).items():
         train = metrics.get("critic/score/mean")
@@ -83,9 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     prepare(root)
     model_dir = None
     if not args.gpu:
-        from verl_rec.integration.tiny_model import build_tiny_model
+        from verl_rec.devkit.tiny_model import build_tiny_model
 
-        from verl_rec.integration.format_warmup import warm_up_format
+        from verl_rec.devkit.format_warmup import warm_up_format
 
         model_dir = root / "quickstart" / "tiny_model"
         if not (model_dir / "config.json").is_file():

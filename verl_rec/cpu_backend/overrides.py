@@ -6,7 +6,7 @@ obstacle; task-specific keys (data, model, batch sizes, reward) are not here.
 
 from __future__ import annotations
 
-from verl_rec.integration.cpu.names import PLATFORM_ENV, PLATFORM_NAME, ROLLOUT_NAME
+from verl_rec.cpu_backend.names import PLATFORM_ENV, PLATFORM_NAME, ROLLOUT_NAME
 
 
 def cpu_env() -> dict[str, str]:
@@ -45,7 +45,7 @@ def cpu_overrides(num_cpus: int = 16, num_gpus: int = 1, storage_units: int = 1)
         "actor_rollout_ref.actor.use_torch_compile=False",
         "actor_rollout_ref.actor.fsdp_config.use_torch_compile=False",
         "actor_rollout_ref.ref.fsdp_config.use_torch_compile=False",
-        # transformers generate() in one Ray actor per replica (verl_rec.integration.cpu.hf_server).
+        # transformers generate() in one Ray actor per replica (verl_rec.cpu_backend.hf_rollout.server).
         f"actor_rollout_ref.rollout.name={ROLLOUT_NAME}",
         "actor_rollout_ref.rollout.tensor_model_parallel_size=1",
         # Fewer helper processes: each one imports torch + veRL (~7 s, ~400 MB).

@@ -15,7 +15,7 @@ import ray
 import torch
 from verl.workers.rollout.base import BaseRollout
 
-from verl_rec.integration.cpu.hf_replica import server_actor_name
+from verl_rec.cpu_backend.hf_rollout.replica import server_actor_name
 
 
 class HFServerAdapter(BaseRollout):

@@ -6,7 +6,7 @@ load offline and that veRL treats like a real chat model (ChatML template, EOS =
 trained here on the bundled text below, and the model is a randomly initialised
 ``Qwen2ForCausalLM`` of ~100k parameters. Deterministic for a given seed.
 
-CLI: ``python -m verl_rec.integration.tiny_model OUT_DIR [--vocab-size N] [--seed S]``
+CLI: ``python -m verl_rec.devkit.tiny_model OUT_DIR [--vocab-size N] [--seed S]``
 """
 
 from __future__ import annotations

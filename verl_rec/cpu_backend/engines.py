@@ -42,7 +42,7 @@ def _without_pinned_offload(engine_cls: type) -> type:
 
 
 def register_cpu_engines(module: ModuleType) -> None:
-    """Called with the imported ``transformer_impl`` module (see ``import_hooks``)."""
+    """Called with the imported ``transformer_impl`` module (installed as a post-import hook by the plugin)."""
     from verl.workers.engine.base import EngineRegistry
 
     for model_type, class_name in _ENGINES.items():

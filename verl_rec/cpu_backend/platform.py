@@ -21,8 +21,8 @@ from typing import Any, Iterator, Optional
 import torch
 from verl.plugin.platform import PlatformBase, PlatformRegistry
 
-from verl_rec.integration.cpu.device import cpu_device_module
-from verl_rec.integration.cpu.names import PLATFORM_ENV, PLATFORM_NAME
+from verl_rec.cpu_backend.device import cpu_device_module
+from verl_rec.cpu_backend.names import PLATFORM_ENV, PLATFORM_NAME
 
 
 def cpu_platform_selected() -> bool:

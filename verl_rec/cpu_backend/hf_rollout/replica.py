@@ -11,8 +11,8 @@ from __future__ import annotations
 import ray
 from verl.workers.rollout.replica import RolloutReplica
 
-from verl_rec.integration.cpu.hf_server import HFRolloutServer
-from verl_rec.integration.cpu.names import ROLLOUT_NAME
+from verl_rec.cpu_backend.hf_rollout.server import HFRolloutServer
+from verl_rec.cpu_backend.names import ROLLOUT_NAME
 
 
 def server_actor_name(replica_rank: int, name_suffix: str = "") -> str:

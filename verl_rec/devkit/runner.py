@@ -27,8 +27,8 @@ from typing import Any, Optional, Sequence
 
 import psutil
 
-from verl_rec.integration.cpu.overrides import cpu_env, cpu_overrides
-from verl_rec.integration.cpu.tiny_data import write_tiny_grpo_dataset
+from verl_rec.cpu_backend.overrides import cpu_env, cpu_overrides
+from verl_rec.devkit.tiny_data import write_tiny_grpo_dataset
 
 _STEP_LINE = re.compile(r"step:(\d+) - (.*)$")
 _NUMPY_SCALAR = re.compile(r"^np\.\w+\((.*)\)$")
@@ -259,7 +259,7 @@ def run_tiny_grpo(
 ) -> RunResult:
     """Tiny dataset + ``tiny_grpo_overrides`` + ``extra_overrides`` (win on conflict), run on CPU.
 
-    ``model_dir`` comes from ``verl_rec.integration.tiny_model.build_tiny_model``;
+    ``model_dir`` comes from ``verl_rec.devkit.tiny_model.build_tiny_model``;
     ``job`` forwards ``steps``, ``n``, ``batch_size``, ... to ``tiny_grpo_overrides``.
     """
     work = Path(work_dir)
