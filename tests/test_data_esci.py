@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from data_preprocess.esci import main
+from verl_rec.data_preprocess.esci import main
 from verl_rec.evaluation.inputs import read_records
 
 REPO = Path(__file__).resolve().parents[1]
@@ -200,7 +200,7 @@ def test_cli_entry_point_and_file_url(tmp_path: Path) -> None:
     raw = write_release(tmp_path / "raw")
     env_cache = tmp_path / "cache"
     result = subprocess.run(
-        [sys.executable, "-m", "data_preprocess.esci", "--examples", raw["examples"].as_uri(),
+        [sys.executable, "-m", "verl_rec.data_preprocess.esci", "--examples", raw["examples"].as_uri(),
          "--products", str(raw["products"]), "--out", str(tmp_path / "out"), "--val-size", "1"],
         cwd=REPO, capture_output=True, text=True, timeout=120, env={**os.environ, "VERL_REC_CACHE": str(env_cache)},
     )

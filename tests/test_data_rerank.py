@@ -9,7 +9,7 @@ from typing import Sequence
 import numpy as np
 import pytest
 
-from data_preprocess.rerank import main
+from verl_rec.data_preprocess.rerank import main
 from verl_rec.data.esci import write_records
 from verl_rec.data.rerank import RerankOptions, build_rerank, read_sidecar
 from verl_rec.evaluation.inputs import read_records

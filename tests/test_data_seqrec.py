@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from data_preprocess.seqrec import main
+from verl_rec.data_preprocess.seqrec import main
 from verl_rec.evaluation.inputs import read_records
 
 CATEGORY = "All_Beauty"

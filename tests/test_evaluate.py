@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from data_preprocess import build_index
-from data_preprocess.esci import main as build_esci_main
+from verl_rec.data_preprocess import build_index
+from verl_rec.data_preprocess.esci import main as build_esci_main
 from verl_rec.data.esci import write_records
 from verl_rec.devkit.synthetic_catalog import write_esci_release
 from verl_rec.evaluate import main as evaluate_main

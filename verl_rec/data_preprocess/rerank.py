@@ -19,7 +19,7 @@ import argparse
 import json
 import sys
 
-from data_preprocess import run_builder
+from verl_rec.data_preprocess import run_builder
 from verl_rec.data.rerank import RerankOptions, build_rerank
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from data_preprocess import run_builder
+from verl_rec.data_preprocess import run_builder
 from verl_rec.data.esci import BINARY_GAINS, GRADED_GAINS, TEXT_FIELDS, EsciOptions, build_esci
 
 
