@@ -1,18 +1,18 @@
 """Every recipe composes with veRL 0.9's own config and passes veRL's own validation."""
 
 import inspect
-from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
+from verl_rec.recipes import RECIPES_DIR as RECIPES
+from verl_rec.recipes import recipe_names
 from verl_rec.reward.settings import RewardSettings
 from verl_rec.tasks.formats import get_format
 
-RECIPES = Path(__file__).resolve().parents[1] / "recipes"
-NAMES = sorted(p.stem for p in RECIPES.glob("*.yaml"))
+NAMES = recipe_names()
 
 
 def backend_class(kind: str) -> type:

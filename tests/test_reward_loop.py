@@ -10,15 +10,15 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from verl_rec.recipes import RECIPES_DIR as RECIPES
+
 pytestmark = pytest.mark.slow
 
 ray = pytest.importorskip("ray")
-RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 
 
 @pytest.fixture(scope="module")

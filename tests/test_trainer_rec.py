@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from verl_rec.recipes import RECIPES_DIR as RECIPES
+
 pytestmark = pytest.mark.slow
 
-RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 BASE_KEYS = ("format_ok", "retrieval_error", "query_words")
 
 
