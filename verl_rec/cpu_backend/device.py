@@ -10,7 +10,7 @@ anything else (Stream, Event, current_stream, ...) falls through to ``torch.cpu`
 from __future__ import annotations
 
 import types
-from typing import Any, Optional
+from typing import Any
 
 import torch
 
@@ -51,7 +51,7 @@ class CpuDeviceModule(types.ModuleType):
     def get_device_name(self, device: Any = None) -> str:
         return "CPU"
 
-    def get_device_capability(self, device: Any = None) -> tuple[Optional[int], Optional[int]]:
+    def get_device_capability(self, device: Any = None) -> tuple[int | None, int | None]:
         return None, None
 
     def get_device_properties(self, device: Any = None) -> types.SimpleNamespace:

@@ -15,7 +15,8 @@ Any other backend string passes through unchanged.
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch.distributed as dist
 

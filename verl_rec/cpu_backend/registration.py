@@ -8,8 +8,8 @@ them as post-import hooks.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import ModuleType
-from typing import Callable
 
 from verl_rec.cpu_backend.engines import FSDP_ENGINE_MODULE, register_cpu_engines
 from verl_rec.cpu_backend.names import ROLLOUT_NAME

@@ -21,9 +21,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import psutil
 
@@ -180,7 +181,7 @@ def run_main_ppo(
     overrides: Sequence[str],
     log_path: Path | str,
     timeout_s: float = 600,
-    extra_env: Optional[dict[str, str]] = None,
+    extra_env: dict[str, str] | None = None,
     sample_every_s: float = 0.5,
     shutdown_grace_s: float = 30.0,
     config_args: Sequence[str] = (),

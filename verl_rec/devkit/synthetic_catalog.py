@@ -20,12 +20,27 @@ import numpy as np
 import pandas as pd
 
 CATEGORIES = {
-    "Video_Games": "console controller gamepad wireless headset joystick cartridge disc edition bundle arcade racing shooter puzzle adventure charger stand skin keyboard mouse",
-    "Baby_Products": "stroller diaper bottle pacifier crib blanket bib teether monitor carrier wipes onesie rattle bassinet swaddle nursing formula highchair playmat sling",
-    "Office_Products": "stapler notebook pen pencil marker binder folder envelope paper tape calculator planner label scissors clip desk organizer eraser highlighter ink",
-    "Sports_and_Outdoors": "tent backpack bottle yoga mat dumbbell bicycle helmet glove ball racket jersey sleeping bag compass lantern hiking fishing rod kayak skateboard",
+    "Video_Games": (
+        "console controller gamepad wireless headset joystick cartridge disc edition bundle "
+        "arcade racing shooter puzzle adventure charger stand skin keyboard mouse"
+    ),
+    "Baby_Products": (
+        "stroller diaper bottle pacifier crib blanket bib teether monitor carrier "
+        "wipes onesie rattle bassinet swaddle nursing formula highchair playmat sling"
+    ),
+    "Office_Products": (
+        "stapler notebook pen pencil marker binder folder envelope paper tape "
+        "calculator planner label scissors clip desk organizer eraser highlighter ink"
+    ),
+    "Sports_and_Outdoors": (
+        "tent backpack bottle yoga mat dumbbell bicycle helmet glove ball "
+        "racket jersey sleeping bag compass lantern hiking fishing rod kayak skateboard"
+    ),
 }
-GENERIC = "premium durable portable lightweight classic pro mini large small set pack new best quality design compact easy use kids adult".split()
+GENERIC = (
+    "premium durable portable lightweight classic pro mini large small set "
+    "pack new best quality design compact easy use kids adult"
+).split()
 BRANDS = "Acme Zenith Orbit Nimbus Vertex Polar Ember Cobalt Sable Juniper".split()
 COLORS = "black white red blue green pink grey yellow purple orange".split()
 

@@ -9,7 +9,8 @@ through the Ray object store, so the server always samples from the current acto
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable, Optional
+from collections.abc import Iterable
+from typing import Any
 
 import ray
 import torch
@@ -31,7 +32,7 @@ class HFServerAdapter(BaseRollout):
         )
         self.replica_rank = rank // rollout_world_size if replica_rank == -1 else replica_rank
         self.is_leader_rank = rank % rollout_world_size == 0
-        self._server: Optional[ray.actor.ActorHandle] = None
+        self._server: ray.actor.ActorHandle | None = None
 
     def _server_handle(self) -> ray.actor.ActorHandle:
         # Looked up lazily: servers are launched after the hybrid workers are built.
@@ -43,7 +44,7 @@ class HFServerAdapter(BaseRollout):
     async def update_weights(
         self,
         weights: Iterable[tuple[str, torch.Tensor]],
-        global_steps: Optional[int] = None,
+        global_steps: int | None = None,
         wire_format: str = "named_tensors",
         **kwargs: Any,
     ) -> None:

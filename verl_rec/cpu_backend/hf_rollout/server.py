@@ -15,7 +15,7 @@ What the v1 trainer relies on:
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Optional
+from typing import Any
 
 import torch
 
@@ -31,7 +31,7 @@ class HFRolloutServer:
         self.config = omega_conf_to_dataclass(config)
         self.model_config: HFModelConfig = omega_conf_to_dataclass(model_config, dataclass_type=HFModelConfig)
         self.replica_rank = replica_rank
-        self.global_steps: Optional[int] = None
+        self.global_steps: int | None = None
         self._lock = asyncio.Lock()
 
         dtype = getattr(torch, self.config.dtype) if isinstance(self.config.dtype, str) else self.config.dtype
@@ -109,7 +109,7 @@ class HFRolloutServer:
         return tokens.tolist(), log_probs.tolist()
 
     # -- weight sync -----------------------------------------------------------------
-    async def update_weights(self, state_dict: dict[str, torch.Tensor], global_steps: Optional[int] = None) -> None:
+    async def update_weights(self, state_dict: dict[str, torch.Tensor], global_steps: int | None = None) -> None:
         """Load the actor's weights; waits for the in-flight request, if any."""
         async with self._lock:
             result = self.model.load_state_dict(state_dict, strict=False)
@@ -130,7 +130,7 @@ class HFRolloutServer:
         return True
 
     # -- lifecycle calls veRL makes on every server; the HF model stays resident ------
-    async def wake_up(self, tags: Optional[list[str]] = None) -> None:
+    async def wake_up(self, tags: list[str] | None = None) -> None:
         pass
 
     async def sleep(self) -> None:
