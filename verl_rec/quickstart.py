@@ -1,13 +1,16 @@
 """``python -m verl_rec.quickstart``: the whole loop on a small bundled example, anywhere.
 
 1. writes a small product catalog in the ESCI release schema (synthetic, offline);
-2. turns it into task records + corpus (the ESCI builder of ``data_preprocess/``);
+2. turns it into task records + corpus (the ESCI builder of ``verl_rec.data_preprocess``);
 3. indexes the corpus with Lucene (BM25, the paper's engine);
 4. CPU mode: builds a tiny local chat model; GPU mode: you pass a real model path;
-5. runs the stock ``python -m verl.trainer.main_ppo --config-dir recipes --config-name quickstart``
+5. runs the stock ``python -m verl.trainer.main_ppo`` on the packaged ``quickstart`` recipe
    and prints reward and validation NDCG per step.
 
-Everything lands under ``$VERL_REC_DATA/quickstart`` (default ``./data/quickstart``).
+Everything lands under ``$VERL_REC_DATA/quickstart`` (default ``./data/quickstart``); the
+trainer runs there too, so nothing is read from or written to a source checkout. The console
+shows only the quickstart's own progress and results; what the engines print (the Java
+indexer, JVM warnings, veRL and Ray) goes to the log file, or to the console with ``--verbose``.
 Extra arguments are Hydra overrides passed to ``main_ppo``.
 """
 
@@ -17,37 +20,92 @@ import argparse
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
+from typing import TextIO
 
 from verl_rec.data.esci import EsciOptions, build_esci
 from verl_rec.devkit.synthetic_catalog import write_esci_release
+from verl_rec.recipes import RECIPES_DIR
 
-REPO = Path(__file__).resolve().parents[1]
-RECIPES = REPO / "recipes"
+FAILURE_TAIL_LINES = 30
 
 
 def data_root() -> Path:
     return Path(os.environ.get("VERL_REC_DATA", "data")).resolve()
 
 
-def prepare(root: Path, n_products: int = 2000, n_queries: int = 300) -> Path:
-    """Catalog -> records -> Lucene index (skipped when already built)."""
+def say(message: str) -> None:
+    print(f"[quickstart] {message}", flush=True)
+
+
+@contextmanager
+def engine_output(log: TextIO | None) -> Iterator[None]:
+    """Route this process' stdout/stderr (and so its children's: the Java indexer) to ``log``.
+
+    Both the file descriptors (JVM, native libraries, child processes) and Python's
+    ``sys.stdout``/``sys.stderr`` (progress bars, warnings) are redirected.
+    ``None`` (``--verbose``) leaves everything on the console.
+    """
+    if log is None:
+        yield
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    log.flush()
+    saved = os.dup(1), os.dup(2)
+    try:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        with redirect_stdout(log), redirect_stderr(log):
+            yield
+    finally:
+        log.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved:
+            os.close(fd)
+
+
+def prepare(root: Path, log: TextIO | None = None, n_products: int = 2000, n_queries: int = 300) -> Path:
+    """Catalog -> records -> Lucene index (each skipped when already built)."""
     from verl_rec.retrieval.lucene import build_lucene_index, is_lucene_index
 
     task_dir = root / "quickstart" / "esci"
     if not (task_dir / "train.parquet").is_file():
-        raw = write_esci_release(root / "quickstart" / "raw", n_products=n_products, n_queries=n_queries)
-        manifest = build_esci(raw / "shopping_queries_dataset_examples.parquet", task_dir,
-                              products_path=raw / "shopping_queries_dataset_products.parquet",
-                              category_map_path=raw / "product_categories.csv", options=EsciOptions(val_size=16))
-        print(manifest.summary())
+        say(f"writing a synthetic catalog ({n_products} products, {n_queries} queries) and its task records")
+        with engine_output(log):
+            raw = write_esci_release(root / "quickstart" / "raw", n_products=n_products, n_queries=n_queries)
+            manifest = build_esci(raw / "shopping_queries_dataset_examples.parquet", task_dir,
+                                  products_path=raw / "shopping_queries_dataset_products.parquet",
+                                  category_map_path=raw / "product_categories.csv", options=EsciOptions(val_size=16))
+        print(manifest.summary(), flush=True)
     if not is_lucene_index(task_dir / "index_lucene"):
-        build_lucene_index(task_dir / "corpus.jsonl", task_dir / "index_lucene", threads=2, heap="1g")
+        say("indexing the corpus with Lucene (BM25)")
+        started = time.perf_counter()
+        with engine_output(log):
+            build_lucene_index(task_dir / "corpus.jsonl", task_dir / "index_lucene", threads=2, heap="1g", progress=True)
+        say(f"Lucene index ready in {time.perf_counter() - started:.0f}s: {task_dir / 'index_lucene'}")
     return task_dir
 
 
+def prepare_tiny_model(root: Path, log: TextIO | None = None) -> Path:
+    """CPU mode's model: built and taught the answer format once, then reused."""
+    from verl_rec.devkit.format_warmup import warm_up_format
+    from verl_rec.devkit.tiny_model import build_tiny_model
+
+    model_dir = root / "quickstart" / "tiny_model"
+    if not (model_dir / "config.json").is_file():
+        say("building a tiny local model and teaching it the answer format (CPU, ~1-3 min)")
+        with engine_output(log):
+            warm_up_format(build_tiny_model(model_dir), root / "quickstart" / "esci" / "train.parquet", steps=250)
+    return model_dir
+
+
 def command(gpu: bool, model_dir: Path | None, overrides: list[str]) -> tuple[list[str], dict[str, str]]:
-    cmd = [sys.executable, "-m", "verl.trainer.main_ppo", f"--config-dir={RECIPES}", "--config-name=quickstart"]
+    cmd = [sys.executable, "-m", "verl.trainer.main_ppo", f"--config-dir={RECIPES_DIR}", "--config-name=quickstart"]
     env = dict(os.environ, VERL_REC_DATA=str(data_root()))
     if not gpu:
         from verl_rec.cpu_backend.overrides import cpu_env, cpu_overrides
@@ -57,51 +115,80 @@ def command(gpu: bool, model_dir: Path | None, overrides: list[str]) -> tuple[li
     return cmd + overrides, env
 
 
-def _val_mean(metrics: dict[str, float], suffix: str) -> str:
-    """Mean over data sources of a validation metric, formatted for the step row."""
+def _val_mean(metrics: dict[str, float], suffix: str) -> float | None:
+    """Mean over data sources of a validation metric."""
     values = [v for k, v in metrics.items() if k.startswith(("val-core/", "val-aux/")) and k.endswith(suffix)]
-    return f"{sum(values) / len(values):7.4f}" if values else "      -"
+    return sum(values) / len(values) if values else None
 
 
-def show(line: str) -> None:
+def _cell(value: float | None) -> str:
+    return "      -" if value is None else f"{value:7.4f}"
+
+
+def show(step: int, metrics: dict[str, float]) -> None:
     """One short row per step: training reward, and validation reward / NDCG averaged over sources."""
+    print(f"[quickstart] step {step:>3} | train reward {_cell(metrics.get('critic/score/mean'))} | "
+          f"val reward {_cell(_val_mean(metrics, '/reward/mean@1'))} | "
+          f"val NDCG@10 {_cell(_val_mean(metrics, '/ndcg@10/mean@1'))} | "
+          f"val format_ok {_cell(_val_mean(metrics, '/format_ok/mean@1'))}", flush=True)
+
+
+def summary(history: dict[int, dict[str, float]]) -> str | None:
+    """Validation NDCG@10 before and after training, when both were logged."""
+    validated = [(step, ndcg) for step, m in sorted(history.items()) if (ndcg := _val_mean(m, "/ndcg@10/mean@1")) is not None]
+    if len(validated) < 2:
+        return None
+    (first_step, first), (last_step, last) = validated[0], validated[-1]
+    return f"val NDCG@10 {first:.4f} at step {first_step} -> {last:.4f} at step {last_step}"
+
+
+def train(cmd: list[str], env: dict[str, str], cwd: Path, log: TextIO, verbose: bool) -> int:
+    """Run main_ppo; every line goes to the log (and to the console with ``verbose``), step rows to the console."""
     from verl_rec.devkit.runner import parse_step_metrics
 
-    for step, metrics in parse_step_metrics(line).items():
-        train = metrics.get("critic/score/mean")
-        print(f"[quickstart] step {step:>3} | train reward {'      -' if train is None else f'{train:7.4f}'} | "
-              f"val reward {_val_mean(metrics, '/reward/mean@1')} | val NDCG@10 {_val_mean(metrics, '/ndcg@10/mean@1')} | "
-              f"val format_ok {_val_mean(metrics, '/format_ok/mean@1')}", flush=True)
+    history: dict[int, dict[str, float]] = {}
+    tail: list[str] = []
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=cwd)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        log.write(line)
+        tail = [*tail[-(FAILURE_TAIL_LINES - 1):], line]
+        if verbose:
+            sys.stdout.write(line)
+        for step, metrics in parse_step_metrics(line).items():
+            history.setdefault(step, {}).update(metrics)
+            show(step, metrics)
+    code = proc.wait()
+    log.flush()
+    if code != 0:
+        say(f"the last lines main_ppo printed (exit {code}):")
+        sys.stdout.write("".join(tail))
+    elif (result := summary(history)) is not None:
+        say(f"done: {result}")
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--gpu", action="store_true", help="run on GPUs with vLLM (pass a real model path override)")
-    parser.add_argument("--log", default=None, help="full trainer log file (default: <data>/quickstart/train.log)")
+    parser.add_argument("--log", default=None,
+                        help="where the engines' and the trainer's output goes (default: <data>/quickstart/quickstart.log)")
+    parser.add_argument("--verbose", action="store_true", help="show the engines' and the trainer's output on the console too")
     args, overrides = parser.parse_known_args(argv)
     root = data_root()
-    prepare(root)
-    model_dir = None
-    if not args.gpu:
-        from verl_rec.devkit.tiny_model import build_tiny_model
-
-        from verl_rec.devkit.format_warmup import warm_up_format
-
-        model_dir = root / "quickstart" / "tiny_model"
-        if not (model_dir / "config.json").is_file():
-            print("[quickstart] building a tiny local model and teaching it the answer format (CPU, ~1-3 min)")
-            warm_up_format(build_tiny_model(model_dir), root / "quickstart" / "esci" / "train.parquet", steps=250)
-    cmd, env = command(args.gpu, model_dir, overrides)
-    log_path = Path(args.log or root / "quickstart" / "train.log")
-    print(f"[quickstart] running: {' '.join(cmd[:5])} ... (full log: {log_path})", flush=True)
+    work_dir = root / "quickstart"
+    work_dir.mkdir(parents=True, exist_ok=True)
+    log_path = Path(args.log or work_dir / "quickstart.log").resolve()
+    say(f"data and runs under {work_dir}; engine and trainer output in {log_path}")
     with log_path.open("w") as log:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO)
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            log.write(line)
-            show(line)
-        code = proc.wait()
-    print(f"[quickstart] main_ppo exited with {code}")
+        quiet = None if args.verbose else log
+        prepare(root, quiet)
+        model_dir = None if args.gpu else prepare_tiny_model(root, quiet)
+        cmd, env = command(args.gpu, model_dir, overrides)
+        say("training: stock main_ppo on the quickstart recipe, one row per step")
+        log.write(f"\n=== {' '.join(cmd)}\n")
+        code = train(cmd, env, work_dir, log, args.verbose)
+    say(f"{'finished' if code == 0 else f'main_ppo failed (exit {code})'}; full log: {log_path}")
     return code
 
 
