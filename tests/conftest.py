@@ -38,7 +38,9 @@ def vaswani(tmp_path_factory: pytest.TempPathFactory) -> Vaswani:
 
     docs_file = VASWANI_DIR / "corpus" / "doc-text.trec"
     if not docs_file.is_file():
-        pytest.skip(f"Vaswani test collection not found at {VASWANI_DIR} (expected <repo>/../shared/data/vaswani)")
+        # A failure, not a skip: a silently skipped Lucene/bm25s parity test would read as a pass.
+        pytest.fail(f"Vaswani test collection not found: expected {docs_file} (<repo>/../shared/data/vaswani, "
+                    "the NPL collection in TREC format: corpus/doc-text.trec, query-text.trec, qrels)", pytrace=False)
     corpus = tmp_path_factory.mktemp("vaswani") / "corpus.jsonl"
     trec_docs_to_jsonl(docs_file, corpus)
     return Vaswani(
