@@ -1,4 +1,4 @@
-"""Dataset and index builders: ``python -m data_preprocess.<name> --help``."""
+"""Dataset and index builders: ``python -m verl_rec.data_preprocess.<name> --help``."""
 
 from __future__ import annotations
 

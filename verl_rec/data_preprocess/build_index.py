@@ -2,11 +2,11 @@
 
 Examples::
 
-    python -m data_preprocess.build_index --corpus data/esci/corpus.jsonl --backend lucene \\
+    python -m verl_rec.data_preprocess.build_index --corpus data/esci/corpus.jsonl --backend lucene \\
         --index data/esci/index_lucene --threads 2 --heap 4g
-    python -m data_preprocess.build_index --corpus data/esci/corpus.jsonl --backend bm25s \\
+    python -m verl_rec.data_preprocess.build_index --corpus data/esci/corpus.jsonl --backend bm25s \\
         --index data/esci/index_bm25s --k1 1.2 --b 0.75
-    python -m data_preprocess.build_index --corpus data/esci/corpus.jsonl --backend dense \\
+    python -m verl_rec.data_preprocess.build_index --corpus data/esci/corpus.jsonl --backend dense \\
         --index data/esci/index_dense --model hyp1231/blair-roberta-base --device cuda --kind hnsw
 
 Dense is two steps, both resumable/reused: the corpus embeddings (verl_rec.retrieval.embeddings,

@@ -2,7 +2,7 @@
 
 Example (the paper's setting: four test domains, the other queries for training)::
 
-    python -m data_preprocess.c4 \\
+    python -m verl_rec.data_preprocess.c4 \\
         --queries https://huggingface.co/datasets/McAuley-Lab/Amazon-C4/resolve/main/test.csv \\
         --items https://huggingface.co/datasets/McAuley-Lab/Amazon-C4/resolve/main/sampled_item_metadata_1M.jsonl \\
         --out data/c4

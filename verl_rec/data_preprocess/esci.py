@@ -2,7 +2,7 @@
 
 Example (the paper's setting: US, small version, Exact-only binary gains)::
 
-    python -m data_preprocess.esci \\
+    python -m verl_rec.data_preprocess.esci \\
         --examples esci-data/shopping_queries_dataset/shopping_queries_dataset_examples.parquet \\
         --products esci-data/shopping_queries_dataset/shopping_queries_dataset_products.parquet \\
         --category-map product_categories.csv --out data/esci

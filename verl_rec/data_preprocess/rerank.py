@@ -2,7 +2,7 @@
 
 Example (the paper's setting: 16 BM25 candidates of the ESCI queries)::
 
-    python -m data_preprocess.rerank --records data/esci/train.parquet data/esci/val.parquet \\
+    python -m verl_rec.data_preprocess.rerank --records data/esci/train.parquet data/esci/val.parquet \\
         data/esci/test.parquet --corpus data/esci/corpus.jsonl \\
         --backend lucene --index data/esci/index_lucene --out data/rerank_esci
 

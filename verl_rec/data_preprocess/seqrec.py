@@ -2,7 +2,7 @@
 
 Example (the paper's setting: All_Beauty, first 100k train rows, history of 10 titles)::
 
-    python -m data_preprocess.seqrec --category All_Beauty --dir raw/amazon2023 \\
+    python -m verl_rec.data_preprocess.seqrec --category All_Beauty --dir raw/amazon2023 \\
         --out data/seqrec_All_Beauty --max-transductive 538 --max-inductive 1000
 
 ``--dir`` holds <Category>.train.csv, <Category>.valid.csv, <Category>.test.csv (the
