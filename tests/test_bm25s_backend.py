@@ -79,6 +79,7 @@ def _compare(lucene: list[SearchHits], ours: list[SearchHits]) -> tuple[float, f
     return same / len(lucene), worst, compared
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("k", [100, 1000])
 def test_lucene_exact_equals_lucene(vaswani_lucene, retrievers, topics, k):
     lucene = vaswani_lucene.search_exact(topics, k)
@@ -92,6 +93,7 @@ def test_lucene_exact_equals_lucene(vaswani_lucene, retrievers, topics, k):
         assert same >= 0.99
 
 
+@pytest.mark.slow
 def test_reported_scores_equal_pyserini(vaswani_lucene, retrievers, topics):
     """pyserini rounds scores (ScoreTiesAdjusterReranker): reproduced bit for bit."""
     reported = vaswani_lucene.search(topics, 100)
@@ -116,6 +118,7 @@ def test_ties_follow_docid_strings(retrievers, topics):
     assert string_vs_number > 0  # the collection really exercises string order
 
 
+@pytest.mark.slow
 def test_repeated_query_terms_are_exact(vaswani_lucene, retrievers, topics, exact_index):
     """Anserini boosts a repeated term by its count; boosts 3, 5, ... are recomputed exactly."""
     rng = random.Random(3)
@@ -139,6 +142,7 @@ def test_repeated_query_terms_are_exact(vaswani_lucene, retrievers, topics, exac
         assert (boost & (boost - 1)) != 0 or np.array_equal(exact, linear)
 
 
+@pytest.mark.slow
 def test_native_bm25s_mode_is_close(vaswani_lucene, native_index, topics):
     retriever = Bm25sRetriever(native_index, backend=BACKENDS[0])
     lucene = vaswani_lucene.search_exact(topics, 100)
@@ -180,6 +184,7 @@ def test_kernel_scratch_rows_are_clean_between_calls(exact_index, retrievers, to
         assert len(engine._acc_rows) == threads and not engine._acc_rows.any()
 
 
+@pytest.mark.slow
 def test_speed(retrievers, vaswani_lucene, topics):
     """Queries/s for 93 topics at k=1000 (printed, not asserted)."""
     lines = []
@@ -291,6 +296,7 @@ def test_unknown_terms_only_give_empty_ranking(retrievers):
         assert partly.ids == retriever.search(["microwave"], 10)[0].ids
 
 
+@pytest.mark.slow
 def test_edge_documents_equal_lucene(tmp_path):
     """Empty and stop-word-only documents (Lucene's docCount skips them), lengths around the
     exact/lossy norm boundary (24 tokens) and up to 5000 tokens, repeated query terms."""

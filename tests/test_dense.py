@@ -213,6 +213,7 @@ def test_unknown_model_fails_clearly() -> None:
 # -- resumable embedding build ----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_resumed_build_is_bit_identical(small_corpus: Path, small_embeddings: Path, encoder: Encoder,
                                         tmp_path: Path) -> None:
     out = tmp_path / "embeddings"

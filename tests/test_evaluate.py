@@ -85,7 +85,7 @@ def trec_eval_means(records: list[TaskRecord], run: dict[str, dict[str, float]])
     return {source: {m: sum(scores[q][m] for q in ids) / len(ids) for m in TREC_NAMES} for source, ids in groups.items()}
 
 
-@pytest.mark.parametrize("backend", ["bm25s", "lucene"])
+@pytest.mark.parametrize("backend", ["bm25s", pytest.param("lucene", marks=pytest.mark.slow)])
 def test_raw_baseline_matches_trec_eval(chain: Path, tmp_path: Path, backend: str) -> None:
     from verl_rec.retrieval.factory import open_retriever
 
@@ -213,6 +213,7 @@ def test_index_metadata(chain: Path, tmp_path: Path) -> None:
                              "--index", str(chain / "index_lucene"), "--quiet"]) == 2  # never overwrite another backend
 
 
+@pytest.mark.slow
 def test_dense_index(chain: Path, tmp_path: Path) -> None:
     if importlib.util.find_spec("verl_rec.retrieval.dense") is None:
         pytest.skip("verl_rec.retrieval.dense is not in this tree (the dense backend is another engineer's module)")

@@ -143,6 +143,7 @@ def outputs(draw):
 ENGINE = WordIndexRetriever(fail_on="\x00")
 
 
+@pytest.mark.slow  # 10,500 generated outputs
 @settings(max_examples=10_500, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 @given(text=outputs(), targets=st.lists(st.sampled_from(["shoe", "hat", "red", "x"]), min_size=1, max_size=3))
 def test_scorer_survives_anything(text, targets):
