@@ -30,7 +30,7 @@ def check_columns(path: str) -> None:
     try:
         names = set(pq.read_schema(path).names)
     except Exception as exc:
-        raise ValueError(f"{path}: cannot read as parquet ({exc}); build it with data_preprocess/") from None
+        raise ValueError(f"{path}: cannot read as parquet ({exc}); build it with python -m verl_rec.data_preprocess.<dataset>") from None
     missing = [c for c in REQUIRED_COLUMNS if c not in names]
     if missing:
         raise ValueError(f"{path}: missing column(s) {missing}; verl-rec task records need {list(REQUIRED_COLUMNS)}")
