@@ -7,9 +7,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from verl_rec.qrels import parse_qrels
 from verl_rec.retrieval.base import Retriever, SearchHits
 from verl_rec.reward.compute_score import compute_score, split_kwargs
-from verl_rec.qrels import parse_qrels
 from verl_rec.reward.parsing import ParsedOutput, parse_output
 from verl_rec.reward.scoring import RewardSpec, reward_from_metric, score_ranking
 from verl_rec.tasks.formats import FormatSpec
