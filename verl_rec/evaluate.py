@@ -41,8 +41,7 @@ from typing import Any, Optional, Sequence
 from verl_rec.data.io import InputError
 from verl_rec.evaluation import report
 from verl_rec.evaluation.inputs import read_many, read_outputs, write_outputs
-from verl_rec.evaluation.scoring import (DEFAULT_METRICS, prepare_outputs, prepare_raw, reward_specs, score_system,
-                                         summarize)
+from verl_rec.evaluation.scoring import DEFAULT_METRICS, prepare_outputs, prepare_raw, reward_specs, score_system, summarize
 from verl_rec.metrics import parse_metric
 from verl_rec.tasks.formats import TASK_FORMATS, FormatSpec, format_spec, get_format
 from verl_rec.tasks.records import TaskRecord
