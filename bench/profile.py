@@ -26,9 +26,8 @@ import tracemalloc
 from concurrent.futures import ThreadPoolExecutor
 
 from bench.catalog import CACHE_ROOT, catalog_dir
+from bench.paths import PaperLoop
 from bench.queries import QueryFactory
-
-HEAP = "2g"
 
 
 def _per_query_ms(fn, items) -> float:
@@ -48,17 +47,12 @@ def cached_ranking_bytes(engine, queries: list[str], k: int) -> float:
 
 
 def profile_lucene(index, queries: list[str], warm: list[str], k: int) -> dict[str, float]:
-    from verl_rec.retrieval.java import ensure_java
-
-    ensure_java(HEAP)
+    paper = PaperLoop(index, k).searcher  # the benchmark's JVM heap and the paper's BM25 searcher
     from jnius import autoclass
-    from pyserini.search.lucene import LuceneSearcher
 
     from verl_rec.retrieval.lucene import LuceneRetriever, doc_numbers_handle
 
     out: dict[str, float] = {}
-    paper = LuceneSearcher(str(index))
-    paper.set_bm25(1.2, 0.75)
     direct = LuceneRetriever(index, engine="direct")
     searcher, sort, generator, analyzer, scored_docs, adjuster = direct._parts()
     handle = doc_numbers_handle()

@@ -2,8 +2,8 @@
 
 10k synthetic products (``bench/catalog.py``), GRPO-shaped model outputs (``bench/queries.py``):
 
-* our fast path (service ``target_positions`` -> ``score_parsed``) gives exactly the rewards and
-  metric values of the slow path (full ranking -> ``score_ranking``), for Lucene and bm25s;
+* the scorer's fast path (service ``target_positions``, one sample at a time) gives exactly the
+  rewards and metric values of its slow path (full rankings, one batch), for Lucene and bm25s;
 * on Lucene, both equal the paper's reward loop (pyserini ``search(q, k)`` -> NDCG of the hits);
 * bm25s and Lucene rank alike (overlap@1000, printed, asserted loosely);
 * the benchmark's own pieces (paper loop, raw engines, table, targets, chart) run end to end.
@@ -55,24 +55,23 @@ def _spec():
 
 
 def _fast_and_slow(service, samples):
-    """Rewards via the service's target positions, and via full rankings of the same engine."""
-    from verl_rec.reward.parsing import parse_output
-    from verl_rec.reward.scoring import score_parsed, score_ranking
+    """Rewards by the reward's one scorer, two ways: one sample at a time against the service's
+    target positions (the reward manager's path), and in one batch from full rankings of the
+    same engine (``compute_score``'s and the evaluation's path)."""
+    from verl_rec.reward.scorer import prepare, score_with_search, score_with_service
+    from verl_rec.tasks.formats import FormatSpec
 
     spec = _spec()
-    parsed = [parse_output(s.text) for s in samples]
+    pendings = [prepare(s.text, list(s.targets), FormatSpec(), spec) for s in samples]
 
-    async def positions():
-        return await asyncio.gather(*(service.target_positions(p.answer, K, list(s.targets)) if p.ok
-                                      else asyncio.sleep(0, result=None) for p, s in zip(parsed, samples)))
+    async def one_by_one():
+        return await asyncio.gather(*(score_with_service(p, service) for p in pendings))
 
-    found = asyncio.run(positions())
-    fast = [score_parsed(p, f, {t: 1.0 for t in s.targets}, spec) for p, f, s in zip(parsed, found, samples)]
-    unique = list(dict.fromkeys(p.answer for p in parsed if p.ok))
-    rankings = dict(zip(unique, (h.ids for h in service.retriever.search(unique, K))))
-    slow = [score_ranking(p, rankings[p.answer] if p.ok else None, {t: 1.0 for t in s.targets}, spec)
-            for p, s in zip(parsed, samples)]
-    return fast, slow, rankings
+    fast = asyncio.run(one_by_one())
+    unique = list(dict.fromkeys(p.query for p in pendings if p.query is not None))
+    hits = dict(zip(unique, service.retriever.search(unique, K)))
+    slow = score_with_search(pendings, lambda queries, k: [hits[q] for q in queries], count_errors=False)
+    return fast, slow, {q: h.ids for q, h in hits.items()}
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +146,7 @@ def test_engine_fast_path_positions(services, steps):
 
 
 def test_lucene_paths_equal_the_paper_loop(outcomes, small_catalog):
-    from bench.run import PaperLoop
+    from bench.paths import PaperLoop
 
     results, samples = outcomes
     fast = results["lucene"][0]
@@ -160,7 +159,7 @@ def test_lucene_paths_equal_the_paper_loop(outcomes, small_catalog):
 
 
 def test_bm25s_ranks_like_lucene(outcomes):
-    from bench.run import overlap_at_k
+    from bench.paths import overlap_at_k
 
     results, _ = outcomes
     lucene, bm25s = results["lucene"][2], results["bm25s"][2]
@@ -172,7 +171,8 @@ def test_bm25s_ranks_like_lucene(outcomes):
 
 
 def test_benchmark_pieces_run_end_to_end(small_catalog, steps, tmp_path):
-    """Paper loop + raw engines of bench.run on one small step, then the table, targets and chart."""
+    """Paper loop + raw engines of bench.run on one small step, then the report's table, targets and chart."""
+    from bench import report
     from bench import run as bench
 
     step = steps[2]
@@ -189,16 +189,16 @@ def test_benchmark_pieces_run_end_to_end(small_catalog, steps, tmp_path):
                                    "rss_peak": 1.05e9, "service": {"engine_seconds": raw * 0.55}, "workers": 8}
     cell.memory = {"bm25s": {f"workers_{n}": {"rss_peak": rss} for n, rss in ((1, 1e9), (2, 0.99e9), (8, 1.05e9))}}
     results = {"cells": [cell.__dict__], "headline_size": N_PRODUCTS}
-    table = bench.format_table(results)
+    table = report.format_table(results)
     assert "paper loop" in table and "+10%" in table and "+30%" in table and "50%" in table and "-12%" in table
     assert "(numba) [2 workers]" in table and "(numba) [8 workers]" in table
-    checks = {c["target"]: c for c in bench.evaluate_targets(results)}
+    checks = {c["target"]: c for c in report.evaluate_targets(results)}
     assert set(checks) >= {"ours/bm25s vs paper loop", "ours/bm25s plumbing over raw engine"}
     plumbing = checks["ours/bm25s plumbing over raw engine"]
     assert plumbing["value"] == pytest.approx(0.1)  # the main run, not @8w; the service's engine, not the driver's
     assert plumbing["over_driver_engine"] == pytest.approx(1.1 / 1.25 - 1)
-    assert "vs the index opened in the driver: -12.0%" in bench.format_targets(list(checks.values()))
+    assert "vs the index opened in the driver: -12.0%" in report.format_targets(list(checks.values()))
     memory = checks["service RSS bm25s: workers 8 vs 1 worker"]  # the most workers against one
     assert memory["value"] == pytest.approx(0.05) and memory["met"]
-    bench.draw_chart(results, tmp_path / "chart.png")
+    report.draw_chart(results, tmp_path / "chart.png")
     assert (tmp_path / "chart.png").stat().st_size > 5_000

@@ -2,7 +2,8 @@
 
 import pytest
 
-from verl_rec.reward.parsing import FormatError, FormatSpec, parse_output, strip_special_tokens
+from verl_rec.reward.parsing import FormatError, parse_output, strip_special_tokens
+from verl_rec.tasks.formats import FormatSpec
 
 GOOD = '<think>short reasoning</think>\n<answer>{"query": "red running shoes"}</answer>'
 RERANK = FormatSpec(answer_key="reranked_items")

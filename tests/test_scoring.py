@@ -7,10 +7,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from verl_rec.qrels import parse_qrels
 from verl_rec.retrieval.base import Retriever, SearchHits
 from verl_rec.reward.compute_score import compute_score, split_kwargs
-from verl_rec.reward.parsing import FormatSpec, ParsedOutput, parse_output
-from verl_rec.reward.scoring import RewardSpec, parse_ground_truth, reward_from_metric, score_ranking
+from verl_rec.reward.parsing import ParsedOutput, parse_output
+from verl_rec.reward.scoring import RewardSpec, reward_from_metric, score_ranking
+from verl_rec.tasks.formats import FormatSpec
 
 EXTRA_KEYS = {"format_ok", "retrieval_error", "query_words", "ndcg@1000", "ndcg@10", "recall@100"}
 
@@ -78,14 +80,14 @@ def test_rerank_uses_the_list_as_ranking():
 
 
 def test_ground_truth_forms():
-    assert parse_ground_truth(["a", "a", "b"]) == {"a": 1.0, "b": 1.0}
-    assert parse_ground_truth('{"a": 3, "b": 1}') == {"a": 3.0, "b": 1.0}
-    assert parse_ground_truth('["a"]') == {"a": 1.0}
-    assert parse_ground_truth({"targets": ["a", "b"], "gains": [2, 1]}) == {"a": 2.0, "b": 1.0}
-    assert parse_ground_truth({"targets": ["a"], "gains": None}) == {"a": 1.0}
+    assert parse_qrels(["a", "a", "b"]) == {"a": 1.0, "b": 1.0}
+    assert parse_qrels('{"a": 3, "b": 1}') == {"a": 3.0, "b": 1.0}
+    assert parse_qrels('["a"]') == {"a": 1.0}
+    assert parse_qrels({"targets": ["a", "b"], "gains": [2, 1]}) == {"a": 2.0, "b": 1.0}
+    assert parse_qrels({"targets": ["a"], "gains": None}) == {"a": 1.0}
     for bad in ("not json", {"targets": ["a"], "gains": [1, 2]}, 5):
         with pytest.raises(ValueError, match="ground_truth"):
-            parse_ground_truth(bad)
+            parse_qrels(bad)
 
 
 def test_unknown_kwarg_and_metric_fail_early():
@@ -101,6 +103,109 @@ def test_score_parsed_depth_and_keys():
     result = score_ranking(ParsedOutput(answer="a"), ["a"], {"a": 1.0}, spec)
     assert result.score == pytest.approx(1.1)
     assert reward_from_metric(0.0, spec) == 0.0
+
+
+def test_task_record_qrels_errors_name_the_row_and_column():
+    from verl_rec.tasks.records import TaskRecord
+
+    row = {"record_id": "r", "data_source": "esci", "task": "search"}
+    assert TaskRecord.from_row({**row, "qrels": '{"a": 2}'}).qrels == {"a": 2.0}
+    assert TaskRecord.from_row({**row, "qrels": '["a", "b"]'}).qrels == {"a": 1.0, "b": 1.0}  # every stored form
+    for bad in ("{not json", '{"a": "high"}', "7"):
+        with pytest.raises(ValueError, match=r"test\.parquet row 3: column 'qrels'"):
+            TaskRecord.from_row({**row, "qrels": bad}, where="test.parquet row 3")
+
+
+def test_settings_keys_are_the_spec_fields_and_both_entry_points_take_them():
+    from dataclasses import fields
+
+    from verl_rec.reward.settings import FORMAT_KEYS, RECIPE_FORMAT_KEYS, REWARD_KEYS, RewardSettings
+
+    assert REWARD_KEYS == tuple(f.name for f in fields(RewardSpec))
+    assert set(RECIPE_FORMAT_KEYS) < set(FORMAT_KEYS) == {f.name for f in fields(FormatSpec)}
+    values = {"metric": "recall@5", "eval_metrics": ["ndcg@10"], "format_penalty": -1.0, "bonus": 0.2,
+              "retrieval_error_score": -0.5}
+    assert set(values) == set(REWARD_KEYS)
+    assert RewardSettings.from_mapping(values).reward == split_kwargs(values)[1] == RewardSpec(
+        metric="recall@5", eval_metrics=("ndcg@10",), format_penalty=-1.0, bonus=0.2, retrieval_error_score=-0.5)
+    settings = RewardSettings.from_mapping({"think_prefilled": True, "max_query_words": 3})
+    assert settings.format_spec("rerank") == FormatSpec(answer_key="reranked_items", think_prefilled=True, max_query_words=3)
+    with pytest.raises(KeyError, match="answer_key"):  # the prompt format decides it, not the recipe
+        RewardSettings.from_mapping({"answer_key": "query"})
+
+
+class WordService:
+    """The in-process engine behind the async interface of the retrieval service's client."""
+
+    def __init__(self, engine: WordIndexRetriever) -> None:
+        self.engine = engine
+
+    async def target_positions(self, query, k, targets):
+        return self.engine.target_positions([query], k, [targets])[0]
+
+
+def test_one_scorer_for_a_sample_and_for_a_batch():
+    """The reward manager's path (one sample, async service) and the batch path (compute_score,
+    evaluation) give the same results; the batch sends each distinct query once per batch."""
+    import asyncio
+
+    from verl_rec.reward.scorer import prepare, score_with_search, score_with_service
+
+    spec = RewardSpec(eval_metrics=("ndcg@10", "recall@100"))
+    rerank = FormatSpec(answer_key="reranked_items")
+    cases = [(answer("shoe hat"), ["shoe"], FormatSpec()), (answer("shoe hat"), {"hat": 2, "x": 1}, FormatSpec()),
+             (answer("red sock"), '["sock"]', FormatSpec()), ("no tags", ["shoe"], FormatSpec()),
+             (answer("boom shoe"), ["shoe"], FormatSpec()),
+             ('<think>t</think><answer>{"reranked_items": ["b", "a"]}</answer>', ["a"], rerank)]
+    pendings = [prepare(text, truth, fmt, spec) for text, truth, fmt in cases]
+    engine = WordIndexRetriever(fail_on="boom")
+    single = [asyncio.run(score_with_service(p, WordService(engine))) for p in pendings]
+    batch_engine = WordIndexRetriever()
+    batched = score_with_search(pendings, batch_engine.search, batch_size=2)
+    assert batch_engine.calls == 2  # 3 distinct queries, batches of 2
+    for one, many, (text, truth, fmt) in zip(single[:4] + single[5:], batched[:4] + batched[5:], cases[:4] + cases[5:]):
+        assert one == many
+        row = compute_score("esci", text, truth, None, retriever=WordIndexRetriever(), eval_metrics=["ndcg@10", "recall@100"],
+                            answer_key=fmt.answer_key)
+        assert row == {"score": one.score, **one.extra}
+    assert single[4].extra["retrieval_error"] == 1.0 and batched[4].extra["retrieval_error"] == 0.0
+    assert [r.score for r in single] == pytest.approx([1.1, 0.1 + (2 / math.log2(3)) / (2 + 1 / math.log2(3)), 0.1 + 1 / math.log2(3),
+                                                       -2.0, 0.0, 0.1 + 1 / math.log2(3)])
+
+
+def test_a_batch_counts_a_failed_search_or_raises_it():
+    from verl_rec.reward.scorer import prepare, score_with_search
+
+    pendings = [prepare(answer(q), ["shoe"], FormatSpec(), RewardSpec()) for q in ("boom", "shoe")]
+    counted = score_with_search(pendings, WordIndexRetriever(fail_on="boom").search)
+    assert [r.extra["retrieval_error"] for r in counted] == [1.0, 1.0]  # one batch: both queries failed
+    with pytest.raises(RuntimeError, match="engine down"):
+        score_with_search(pendings, WordIndexRetriever(fail_on="boom").search, count_errors=False)
+
+
+def test_evaluation_scores_through_the_scorer_and_counts_failures():
+    from verl_rec.evaluation.scoring import prepare_outputs, prepare_raw, reward_specs, score_system
+    from verl_rec.tasks.records import TaskRecord
+
+    records = [TaskRecord(f"r{i}", "esci", "search", {"shoe": 1.0}, query="hat shoe") for i in range(3)]
+    formats, specs = {"search": FormatSpec()}, reward_specs({"search": ("ndcg@10", "recall@100")})
+    outputs = {"r0": answer("shoe"), "r1": "junk"}  # r2 has no output
+    engine = WordIndexRetriever()
+    rows = score_system(records, prepare_outputs(records, outputs, formats, specs), engine, missing={"r2"})
+    assert [(r["format_ok"], r["error"], r["query_words"], r["ndcg@10"]) for r in rows] == [
+        (True, "", 1, 1.0), (False, "missing_answer", None, 0.0), (False, "missing_output", None, 0.0)]
+    raw = score_system(records, prepare_raw(records, {}, formats, specs), engine)
+    assert engine.calls == 2  # one call per system: one distinct query each
+    assert [r["ndcg@10"] for r in raw] == [pytest.approx(1 / math.log2(3))] * 3 and set(raw[0]) >= {"recall@100"}
+
+
+def test_tasks_import_nothing_from_reward():
+    import subprocess
+    import sys
+
+    code = "import sys, verl_rec.tasks.formats, verl_rec.tasks.records; print(sorted(m for m in sys.modules if m.startswith('verl_rec.reward')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 # ---------- property-based: no exception, every score in the documented set ----------

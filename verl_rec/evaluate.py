@@ -18,9 +18,10 @@ Examples::
 Systems: ``--raw`` (the default when no other is given; seqrec: the history titles as the
 query; rerank: the first-stage order from the ``.candidates.jsonl`` sidecar, else the listed
 order), ``--outputs NAME=FILE`` and ``--model NAME=PATH`` (greedy; vLLM when importable, else
-transformers), each repeatable. Outputs are parsed with the task's prompt format (search:
-bm25_query, seqrec: seqrec_query, rerank: rerank; ``--prompt-format`` to change); a malformed
-or missing output scores 0 and is counted.
+transformers), each repeatable. Outputs are scored by the reward's scorer with the task's
+prompt format (``verl_rec.tasks.formats.TASK_FORMATS``: search bm25_query, seqrec
+seqrec_query, rerank rerank; ``--prompt-format`` to change); a malformed or missing output
+scores 0 and is counted.
 
 Metrics (``--metrics`` to change): search NDCG@10/20/100 + Recall@100; seqrec NDCG and
 Recall @10 and @50; rerank NDCG@10. Grouped by data_source (the test domain) plus an ALL
@@ -40,10 +41,9 @@ from typing import Any, Optional, Sequence
 from verl_rec.data.io import InputError
 from verl_rec.evaluation import report
 from verl_rec.evaluation.inputs import read_many, read_outputs, write_outputs
-from verl_rec.evaluation.scoring import DEFAULT_FORMATS, DEFAULT_METRICS, Answer, parsed_answers, raw_answer, score_system, summarize
+from verl_rec.evaluation.scoring import DEFAULT_METRICS, prepare_outputs, prepare_raw, reward_specs, score_system, summarize
 from verl_rec.metrics import parse_metric
-from verl_rec.reward.parsing import FormatSpec
-from verl_rec.tasks.formats import get_format
+from verl_rec.tasks.formats import TASK_FORMATS, FormatSpec, format_spec, get_format
 from verl_rec.tasks.records import TaskRecord
 
 
@@ -60,12 +60,10 @@ def format_specs(tasks: set[str], prompt_format: Optional[str], think_prefilled:
     """The FormatSpec each task's outputs are checked with."""
     specs = {}
     for task in tasks:
-        fmt = get_format(prompt_format or DEFAULT_FORMATS[task])
+        fmt = get_format(prompt_format or TASK_FORMATS[task])
         if fmt.task != task:
             raise InputError(f"--prompt-format {fmt.name!r} is for {fmt.task} records, but the records hold {task}")
-        spec = fmt.spec
-        specs[task] = FormatSpec(answer_key=spec.answer_key, require_think=spec.require_think,
-                                 think_prefilled=think_prefilled, max_query_words=max_query_words)
+        specs[task] = format_spec(fmt.name, think_prefilled, max_query_words)
     return specs
 
 
@@ -73,7 +71,7 @@ def model_outputs(records: Sequence[TaskRecord], model_path: str, prompt_format:
     """Generate one greedy output per record with the model at ``model_path``."""
     from verl_rec.evaluation.generate import generate
 
-    conversations = [get_format(prompt_format or DEFAULT_FORMATS[r.task]).messages(r) for r in records]
+    conversations = [get_format(prompt_format or TASK_FORMATS[r.task]).messages(r) for r in records]
     started = time.perf_counter()
     texts, engine = generate(model_path, conversations, max_new_tokens=args.max_new_tokens,
                              batch_size=args.gen_batch_size, engine=args.engine)
@@ -81,13 +79,14 @@ def model_outputs(records: Sequence[TaskRecord], model_path: str, prompt_format:
     return {r.record_id: t for r, t in zip(records, texts)}
 
 
-def raw_answers(records: Sequence[TaskRecord], record_paths: Sequence[str]) -> dict[str, Answer]:
+def first_stage_orders(record_paths: Sequence[str]) -> dict[str, Any]:
+    """Rerank sidecar rows (the first-stage order) of every records file that has one, by record id."""
     from verl_rec.data.rerank import read_sidecar
 
     first_stage: dict[str, Any] = {}
     for path in record_paths:
         first_stage.update(read_sidecar(path) or {})
-    return {r.record_id: raw_answer(r, first_stage.get(r.record_id)) for r in records}
+    return first_stage
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -126,12 +125,15 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     tasks = {r.task for r in records}
     if args.metrics:
         chosen = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
+        if not chosen:
+            raise InputError(f"--metrics {args.metrics!r} names no metric")
         for spec in chosen:
             parse_metric(spec)
         metrics = {task: chosen for task in tasks}
     else:
         metrics = {task: DEFAULT_METRICS[task] for task in tasks}
-    specs = format_specs(tasks, args.prompt_format, args.think_prefilled, args.max_query_words)
+    formats = format_specs(tasks, args.prompt_format, args.think_prefilled, args.max_query_words)
+    rewards = reward_specs(metrics)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -156,8 +158,9 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     try:
         for name, source in systems:
             started = time.perf_counter()
+            missing: set[str] = set()
             if source is None:
-                answers = raw_answers(records, args.records)
+                pendings = prepare_raw(records, first_stage_orders(args.records), formats, rewards)
             else:
                 kind, path = source
                 if kind == "outputs":
@@ -165,8 +168,9 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 else:
                     outputs = model_outputs(records, path, args.prompt_format, args)
                     write_outputs(out / f"outputs_{name}.jsonl", outputs)
-                answers = parsed_answers(records, outputs, specs)
-            rows = score_system(records, answers, metrics, retriever)
+                pendings = prepare_outputs(records, outputs, formats, rewards)
+                missing = {r.record_id for r in records if r.record_id not in outputs}
+            rows = score_system(records, pendings, retriever, missing)
             per_query += [{"system": name, **row} for row in rows]
             summary += summarize(name, rows, metrics)
             print(f"scored {name}: {len(rows)} records in {time.perf_counter() - started:.1f}s", file=sys.stderr)

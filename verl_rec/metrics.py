@@ -11,7 +11,8 @@ Conventions (those of trec_eval, against which the tests check every metric):
   before the cut at k (a re-ranked list that repeats an item cannot score twice).
 * No relevant document in the qrels: every metric is 0.
 
-``Qrels`` may be given as a mapping ``{id: gain}`` or as an iterable of ids (binary).
+``Qrels`` may be given as a mapping ``{id: gain}`` or as an iterable of ids (binary); see
+:mod:`verl_rec.qrels` (re-exported here: ``as_qrels``).
 The ``*_batch`` helpers take lists and return float64 arrays; they share the per-query
 kernel, which only looks at the first ``k`` distinct ids and the positions of the hits.
 """
@@ -19,20 +20,11 @@ kernel, which only looks at the first ``k`` distinct ids and the positions of th
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Callable, Iterable, Mapping, Sequence, Union
+from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-Qrels = Union[Mapping[str, float], Iterable[str]]
-
-
-def as_qrels(targets: Qrels) -> dict[str, float]:
-    """Normalise targets to ``{id: gain}``; a plain id list means binary gain 1."""
-    if isinstance(targets, Mapping):
-        return {str(doc): float(gain) for doc, gain in targets.items()}
-    if isinstance(targets, (str, bytes)):
-        raise TypeError("targets must be a mapping or a list of ids, not a single string")
-    return {str(doc): 1.0 for doc in targets}
+from verl_rec.qrels import Qrels, as_qrels
 
 
 @lru_cache(maxsize=32)

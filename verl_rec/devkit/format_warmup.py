@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from verl_rec.tasks.formats import get_format
+from verl_rec.tasks.formats import DEFAULT_FORMAT, get_format
 from verl_rec.tasks.records import TaskRecord
 
 
-def format_examples(records_parquet: str | Path, prompt_format: str = "bm25_query") -> list[tuple[list[dict], str]]:
+def format_examples(records_parquet: str | Path, prompt_format: str = DEFAULT_FORMAT) -> list[tuple[list[dict], str]]:
     """(chat messages, target response) pairs from task records."""
     fmt = get_format(prompt_format)
     pairs = []
@@ -29,7 +29,7 @@ def format_examples(records_parquet: str | Path, prompt_format: str = "bm25_quer
     return pairs
 
 
-def warm_up_format(model_dir: str | Path, records_parquet: str | Path, prompt_format: str = "bm25_query",
+def warm_up_format(model_dir: str | Path, records_parquet: str | Path, prompt_format: str = DEFAULT_FORMAT,
                    steps: int = 300, batch_size: int = 8, lr: float = 3e-3, seed: int = 0) -> Path:
     """Fine-tune ``model_dir`` in place on the format; returns ``model_dir``.
 

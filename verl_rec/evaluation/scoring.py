@@ -1,21 +1,22 @@
 """Score a set of task records under one "system" (raw query, generated outputs) with a retriever.
 
-A system gives, per record, either a well-formed answer (a query string, or a re-ranked id
-list) or a format failure. Search and seqrec answers are sent to the retriever, depth = the
-deepest cutoff, as one batched call over the distinct queries; a re-ranked list IS the
-ranking. Metrics are :func:`verl_rec.metrics.evaluate` (trec_eval's conventions). A format
-failure, or a record with no output, scores 0 on every metric and is counted: averages are
-always over ALL records of a data source, so a model cannot gain by failing on hard ones.
+Scoring is the reward's own scorer (:mod:`verl_rec.reward.scorer`): a system gives, per record,
+an output to check against the task's prompt format, or (the raw baseline) an answer; search
+and seqrec answers go to the retriever as one search call per batch of the distinct queries,
+to the deepest cutoff; a re-ranked list IS the ranking. Metrics follow trec_eval's conventions
+(:mod:`verl_rec.metrics`). A format failure, or a record with no output, scores 0 on every
+metric and is counted: averages are always over ALL records of a data source, so a model
+cannot gain by failing on hard ones. A failed search raises: it is not a miss.
 """
 
 from __future__ import annotations
 
-import sys
-from dataclasses import dataclass
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Collection, Mapping, Optional, Sequence
 
-from verl_rec.metrics import evaluate, parse_metric
-from verl_rec.reward.parsing import FormatSpec, parse_output
+from verl_rec.reward.parsing import ParsedOutput
+from verl_rec.reward.scorer import Pending, prepare, prepare_answer, score_with_search
+from verl_rec.reward.scoring import RewardSpec
+from verl_rec.tasks.formats import FormatSpec
 from verl_rec.tasks.records import TaskRecord
 
 #: the paper's evaluation metrics per task
@@ -24,91 +25,56 @@ DEFAULT_METRICS: dict[str, tuple[str, ...]] = {
     "seqrec": ("ndcg@10", "ndcg@50", "recall@10", "recall@50"),
     "rerank": ("ndcg@10",),
 }
-#: the prompt format a task's outputs are parsed with unless told otherwise
-DEFAULT_FORMATS = {"search": "bm25_query", "seqrec": "seqrec_query", "rerank": "rerank"}
 MISSING_OUTPUT = "missing_output"
 
 
-@dataclass(frozen=True)
-class Answer:
-    """One record's answer under one system: ``value`` (query or id list) or ``error``."""
-
-    value: Any = None
-    error: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return not self.error
-
-    @property
-    def words(self) -> int:
-        """Words of a query, items of a list."""
-        if isinstance(self.value, str):
-            return len(self.value.split())
-        return len(self.value) if isinstance(self.value, (list, tuple)) else 0
+def reward_specs(metrics: Mapping[str, Sequence[str]]) -> dict[str, RewardSpec]:
+    """Per task, the reward spec whose logged metrics are the task's evaluation metrics."""
+    return {task: RewardSpec(metric=specs[0], eval_metrics=tuple(specs[1:])) for task, specs in metrics.items()}
 
 
-def raw_answer(record: TaskRecord, first_stage: Optional[Mapping[str, Any]] = None) -> Answer:
+def raw_answer(record: TaskRecord, first_stage: Optional[Mapping[str, Any]] = None) -> ParsedOutput:
     """The no-model baseline: the record's own query; seqrec: the history titles; rerank: the
     first-stage order when its sidecar row is given, else the (shuffled) listed order."""
     if record.task == "search":
-        return Answer(record.query)
+        return ParsedOutput(answer=record.query)
     if record.task == "seqrec":
-        return Answer(" ".join(record.history))
+        return ParsedOutput(answer=" ".join(record.history))
     if first_stage is not None:
-        return Answer(list(first_stage["first_stage"]))
-    return Answer([c.id for c in record.candidates])
+        return ParsedOutput(answer=list(first_stage["first_stage"]))
+    return ParsedOutput(answer=[c.id for c in record.candidates])
 
 
-def parsed_answers(records: Sequence[TaskRecord], outputs: Mapping[str, str], specs: Mapping[str, FormatSpec]) -> dict[str, Answer]:
-    """Answers from generated outputs, parsed with the spec of each record's task."""
-    answers = {}
-    for record in records:
-        text = outputs.get(record.record_id)
-        if text is None:
-            answers[record.record_id] = Answer(error=MISSING_OUTPUT)
-            continue
-        parsed = parse_output(text, specs[record.task])
-        answers[record.record_id] = Answer(parsed.answer) if parsed.ok else Answer(error=parsed.error.value)
-    return answers
+def prepare_raw(records: Sequence[TaskRecord], first_stage: Mapping[str, Any], formats: Mapping[str, FormatSpec],
+                specs: Mapping[str, RewardSpec]) -> list[Pending]:
+    """The raw baseline of every record, ready to score (``first_stage``: rerank sidecar rows by record id)."""
+    return [prepare_answer(raw_answer(r, first_stage.get(r.record_id)), r.qrels, formats[r.task], specs[r.task])
+            for r in records]
 
 
-def retrieve(queries: Sequence[str], retriever: Any, depth: int, batch_size: int = 256) -> dict[str, list[str]]:
-    """Ranked ids of each distinct query (one retriever call per batch)."""
-    from tqdm import tqdm
-
-    unique = list(dict.fromkeys(queries))
-    rankings: dict[str, list[str]] = {}
-    for start in tqdm(range(0, len(unique), batch_size), desc="retrieve", unit="batch", file=sys.stderr,
-                      mininterval=2, disable=len(unique) <= batch_size):
-        batch = unique[start:start + batch_size]
-        for query, hits in zip(batch, retriever.search(batch, k=depth)):
-            rankings[query] = list(hits.ids)
-    return rankings
+def prepare_outputs(records: Sequence[TaskRecord], outputs: Mapping[str, str], formats: Mapping[str, FormatSpec],
+                    specs: Mapping[str, RewardSpec]) -> list[Pending]:
+    """Every record's output checked with its task's format; a missing output is an empty one."""
+    return [prepare(outputs.get(r.record_id), r.qrels, formats[r.task], specs[r.task]) for r in records]
 
 
-def score_system(records: Sequence[TaskRecord], answers: Mapping[str, Answer], metrics: Mapping[str, Sequence[str]],
-                 retriever: Any = None, batch_size: int = 256) -> list[dict[str, Any]]:
-    """Per-record rows: record_id, task, data_source, format_ok, error, query_words, one key per metric."""
-    needs_retrieval = [r for r in records if r.task in ("search", "seqrec") and answers[r.record_id].ok]
-    rankings: dict[str, list[str]] = {}
-    if needs_retrieval:
+def score_system(records: Sequence[TaskRecord], pendings: Sequence[Pending], retriever: Any = None,
+                 missing: Collection[str] = (), batch_size: int = 256) -> list[dict[str, Any]]:
+    """Per-record rows: record_id, task, data_source, format_ok, error, query_words, one key per
+    metric. ``missing``: ids of the records that had no output (counted apart from format failures)."""
+    search = None
+    if any(p.query is not None for p in pendings):
         if retriever is None:
             raise ValueError("search/seqrec records need a retriever (--backend and --index)")
-        depth = max(parse_metric(m)[1] for r in needs_retrieval for m in metrics[r.task])
-        rankings = retrieve([answers[r.record_id].value for r in needs_retrieval], retriever, depth, batch_size)
+        search = retriever.search
+    results = score_with_search(pendings, search, batch_size=batch_size, count_errors=False, progress=True)
     rows = []
-    for record in records:
-        answer = answers[record.record_id]
-        specs = metrics[record.task]
-        if not answer.ok:
-            values = {m: 0.0 for m in specs}
-        else:
-            ranking = answer.value if record.task == "rerank" else rankings[answer.value]
-            values = evaluate(ranking, record.qrels, specs)
+    for record, pending, result in zip(records, pendings, results):
+        ok = pending.parsed.ok
+        error = "" if ok else MISSING_OUTPUT if record.record_id in missing else pending.parsed.error.value
         rows.append({"record_id": record.record_id, "task": record.task, "data_source": record.data_source,
-                     "format_ok": answer.ok, "error": answer.error, "query_words": answer.words if answer.ok else None,
-                     **values})
+                     "format_ok": ok, "error": error, "query_words": int(result.extra["query_words"]) if ok else None,
+                     **{m: result.extra[m] for m in pending.spec.metric_keys}})
     return rows
 
 

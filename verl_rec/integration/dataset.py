@@ -19,10 +19,8 @@ import datasets
 import pyarrow.parquet as pq
 from verl.utils.dataset.rl_dataset import RLHFDataset
 
-from verl_rec.tasks.formats import get_format
+from verl_rec.tasks.formats import DEFAULT_FORMAT, get_format
 from verl_rec.tasks.records import REQUIRED_COLUMNS, TaskRecord
-
-DEFAULT_FORMAT = "bm25_query"
 
 
 def check_columns(path: str) -> None:

@@ -2,13 +2,14 @@
 
 ``compute_score(data_source, solution_str, ground_truth, extra_info, **reward_kwargs)``
 returns ``{"score": float, <fixed numeric extra keys>}`` (see :mod:`verl_rec.reward.scoring`).
-It scores ONE sample with a retriever held by this process; the shared, micro-batched
-retrieval service is the job of verl-rec's reward manager. ``reward_kwargs`` (all optional):
+It scores ONE sample with a retriever held by this process, through the same scorer as the
+reward manager (:mod:`verl_rec.reward.scorer`); the shared, micro-batched retrieval service
+is the job of verl-rec's reward manager. ``reward_kwargs`` (all optional):
 
-* format: ``answer_key`` (``query`` | ``reranked_items``), ``require_think``,
-  ``think_prefilled``, ``max_query_words``
-* reward: ``metric`` (``ndcg@1000``), ``eval_metrics`` (list), ``format_penalty``, ``bonus``,
-  ``retrieval_error_score``
+* format (:data:`~verl_rec.reward.settings.FORMAT_KEYS`): ``answer_key`` (``query`` |
+  ``reranked_items``), ``require_think``, ``think_prefilled``, ``max_query_words``
+* reward (:data:`~verl_rec.reward.settings.REWARD_KEYS`): ``metric`` (``ndcg@1000``),
+  ``eval_metrics`` (list), ``format_penalty``, ``bonus``, ``retrieval_error_score``
 * retriever (query tasks): ``retriever`` = ``{"backend": "bm25s"|"lucene", "index_path": ...,
   <backend options>}``, or a ready :class:`~verl_rec.retrieval.base.Retriever` object.
 
@@ -19,32 +20,24 @@ ground truth names the relevant items; no retriever is used.
 from __future__ import annotations
 
 import json
-import logging
-from typing import Any, Mapping, Optional, Sequence
+from functools import partial
+from typing import Any, Mapping, Optional
 
 from verl_rec.retrieval.base import Retriever
 from verl_rec.retrieval.factory import open_retriever
-from verl_rec.reward.parsing import FormatSpec, ParsedOutput, parse_output
-from verl_rec.reward.scoring import RewardSpec, parse_ground_truth, score_ranking
+from verl_rec.reward.scorer import prepare, score_with_search
+from verl_rec.reward.scoring import RewardSpec
+from verl_rec.reward.settings import FORMAT_KEYS, REWARD_KEYS, check_keys, reward_spec
+from verl_rec.tasks.formats import FormatSpec
 
-logger = logging.getLogger(__name__)
-
-_FORMAT_KEYS = ("answer_key", "require_think", "think_prefilled", "max_query_words")
-_REWARD_KEYS = ("metric", "eval_metrics", "format_penalty", "bonus", "retrieval_error_score")
 _RETRIEVERS: dict[str, Retriever] = {}
 
 
 def split_kwargs(kwargs: Mapping[str, Any]) -> tuple[FormatSpec, RewardSpec, Any]:
     """Turn flat reward kwargs into specs; an unknown key fails and names the known ones."""
-    known = set(_FORMAT_KEYS) | set(_REWARD_KEYS) | {"retriever"}
-    unknown = sorted(set(kwargs) - known)
-    if unknown:
-        raise KeyError(f"unknown reward kwargs {unknown}; known keys are {sorted(known)}")
-    fmt = FormatSpec(**{k: kwargs[k] for k in _FORMAT_KEYS if k in kwargs})
-    reward = {k: kwargs[k] for k in _REWARD_KEYS if k in kwargs}
-    if "eval_metrics" in reward:
-        reward["eval_metrics"] = tuple(reward["eval_metrics"])
-    return fmt, RewardSpec(**reward), kwargs.get("retriever")
+    check_keys(kwargs, (*FORMAT_KEYS, *REWARD_KEYS, "retriever"), "compute_score's reward kwargs")
+    fmt = FormatSpec(**{k: kwargs[k] for k in FORMAT_KEYS if k in kwargs})
+    return fmt, reward_spec(kwargs), kwargs.get("retriever")
 
 
 def _cached_retriever(config: Any) -> Retriever:
@@ -61,15 +54,10 @@ def _cached_retriever(config: Any) -> Retriever:
     return _RETRIEVERS[key]
 
 
-def retrieve_ranking(parsed: ParsedOutput, fmt: FormatSpec, retriever_config: Any, depth: int) -> Optional[Sequence[str]]:
-    """The ranking for a well-formed answer, or ``None`` when retrieval failed (logged)."""
-    if fmt.answer_key != "query":
-        return list(parsed.answer)
-    try:
-        return _cached_retriever(retriever_config).search([parsed.answer], k=depth)[0].ids
-    except Exception:  # the trainer must go on; the error is counted in `retrieval_error`
-        logger.exception("verl-rec: retrieval failed for query %r", str(parsed.answer)[:200])
-        return None
+def _search(config: Any, queries: list[str], k: int) -> list:
+    """Search with the configured retriever, opened on first use: inside the scorer's error
+    handling, so that a retriever that cannot open is a counted retrieval error."""
+    return _cached_retriever(config).search(queries, k)
 
 
 def compute_score(
@@ -81,8 +69,6 @@ def compute_score(
 ) -> dict[str, float]:
     """Score one rollout by the Rec-R1 contract; never raises on model output."""
     fmt, spec, retriever_config = split_kwargs(reward_kwargs)
-    qrels = parse_ground_truth(ground_truth)
-    parsed = parse_output(solution_str, fmt)
-    ranking = retrieve_ranking(parsed, fmt, retriever_config, spec.depth) if parsed.ok else None
-    result = score_ranking(parsed, ranking, qrels, spec)
+    pending = prepare(solution_str, ground_truth, fmt, spec)
+    result = score_with_search([pending], partial(_search, retriever_config))[0]
     return {"score": result.score, **result.extra}

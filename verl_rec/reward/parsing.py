@@ -1,7 +1,8 @@
 """Parse and check a model output: ``<think>...</think><answer>{json}</answer>``.
 
 The checker returns the parsed answer or one named reason for rejection
-(:class:`FormatError`). Rules, in the order they are checked:
+(:class:`FormatError`); what it checks is the prompt format's
+:class:`~verl_rec.tasks.formats.FormatSpec`. Rules, in the order they are checked:
 
 1. **Special tokens.** Chat-template tokens of the form ``<|...|>`` (``<|im_end|>``,
    ``<|endoftext|>``, ``<|eot_id|>``) and ``</s>`` are end-of-turn markers, not text: they are
@@ -30,6 +31,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Optional
 
+from verl_rec.tasks.formats import FormatSpec
+
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
 _TAGS = (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE)
@@ -52,16 +55,6 @@ class FormatError(str, Enum):
     WRONG_TYPE = "wrong_type"
     EMPTY_ANSWER = "empty_answer"
     QUERY_TOO_LONG = "query_too_long"
-
-
-@dataclass(frozen=True)
-class FormatSpec:
-    """What the prompt asked for; the reward checks exactly this."""
-
-    answer_key: str = "query"
-    require_think: bool = True
-    think_prefilled: bool = False
-    max_query_words: Optional[int] = None
 
 
 @dataclass(frozen=True)

@@ -18,13 +18,12 @@ re-ranked list) and one key per metric spec (``"ndcg@1000"``, ...), 0 when not c
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Mapping, Optional, Sequence
 
-from verl_rec.metrics import as_qrels, evaluate_positions, first_positions, parse_metric
+from verl_rec.metrics import evaluate_positions, first_positions, parse_metric
 from verl_rec.reward.parsing import ParsedOutput
 
 
@@ -108,29 +107,3 @@ def score_ranking(
     """:func:`score_parsed` from a full ranking (the slow path, used without the service)."""
     found = None if ranking is None else first_positions(ranking, qrels, spec.depth)
     return score_parsed(parsed, found, qrels, spec)
-
-
-def parse_ground_truth(ground_truth: Any) -> dict[str, float]:
-    """Targets as ``{id: gain}`` from any storage form the datasets use.
-
-    Accepted: a mapping ``{id: gain}``; a list of ids (binary); a JSON string of either; or a
-    mapping ``{"targets": [...], "gains": [...]}`` of parallel lists (Arrow-friendly).
-    A malformed ground truth is a data bug, so it raises with the offending value.
-    """
-    value = ground_truth
-    if isinstance(value, (bytes, str)):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            raise ValueError(f"ground_truth is a string but not JSON: {str(ground_truth)[:200]!r}") from None
-    if isinstance(value, Mapping) and "targets" in value:
-        targets = list(value["targets"])
-        gains = value.get("gains")
-        gains = [1.0] * len(targets) if gains is None else list(gains)
-        if len(gains) != len(targets):
-            raise ValueError(f"ground_truth has {len(targets)} targets but {len(gains)} gains")
-        value = dict(zip(map(str, targets), map(float, gains)))
-    try:
-        return as_qrels(value) if value is not None else {}
-    except (TypeError, ValueError):
-        raise ValueError(f"ground_truth must be {{id: gain}} or a list of ids, got {str(ground_truth)[:200]!r}") from None

@@ -1,23 +1,44 @@
-"""verl-rec's reward settings, read from the recipe's ``reward.reward_kwargs`` block.
+"""The reward's settings keys, listed once, and a recipe's ``reward.reward_kwargs`` block.
 
 Plain data so that it can be checked without veRL: a misspelt key fails at start-up with
-the list of known keys, never silently at step 300.
+the list of known keys, never silently at step 300. The keys are the fields of the two specs
+they fill, so a new field is a new key everywhere (the recipe block and ``compute_score``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+from dataclasses import dataclass, fields
+from typing import Any, Iterable, Mapping, Optional
 
-from verl_rec.reward.scoring import RewardSpec
 from verl_rec.retrieval.service import ServiceConfig
+from verl_rec.reward.scoring import RewardSpec
+from verl_rec.tasks.formats import FormatSpec, format_spec
 
-_REWARD_KEYS = ("metric", "eval_metrics", "format_penalty", "bonus", "retrieval_error_score")
-_FORMAT_KEYS = ("max_query_words", "think_prefilled")
+#: how a ranking becomes a reward (:class:`RewardSpec`)
+REWARD_KEYS = tuple(f.name for f in fields(RewardSpec))
+#: what a well-formed output is (:class:`FormatSpec`)
+FORMAT_KEYS = tuple(f.name for f in fields(FormatSpec))
+#: the format keys a recipe sets; the answer key and the think block come from the prompt format
+RECIPE_FORMAT_KEYS = ("max_query_words", "think_prefilled")
+
+
+def check_keys(values: Mapping[str, Any], known: Iterable[str], where: str) -> None:
+    """Fail on a key that is not ``known``, naming it and the known ones."""
+    known = set(known)
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise KeyError(f"unknown key(s) {unknown} in {where}; known keys are {sorted(known)}")
+
+
+def reward_spec(values: Mapping[str, Any]) -> RewardSpec:
+    """The :class:`RewardSpec` of the reward keys in ``values``; a key unset or ``None`` keeps its default."""
+    return RewardSpec(**{k: values[k] for k in REWARD_KEYS if values.get(k) is not None})
 
 
 @dataclass(frozen=True)
 class RewardSettings:
+    """A recipe's reward settings: the reward, the retrieval service, and caps on the format."""
+
     reward: RewardSpec
     retrieval: Optional[ServiceConfig]
     max_query_words: Optional[int] = None
@@ -26,17 +47,15 @@ class RewardSettings:
     @classmethod
     def from_mapping(cls, values: Optional[Mapping[str, Any]]) -> "RewardSettings":
         values = dict(values or {})
-        known = set(_REWARD_KEYS) | set(_FORMAT_KEYS) | {"retrieval"}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise KeyError(f"unknown key(s) {unknown} in reward.reward_kwargs; known keys are {sorted(known)}")
-        reward = {k: values[k] for k in _REWARD_KEYS if values.get(k) is not None}
-        if "eval_metrics" in reward:
-            reward["eval_metrics"] = tuple(reward["eval_metrics"])
+        check_keys(values, (*REWARD_KEYS, *RECIPE_FORMAT_KEYS, "retrieval"), "reward.reward_kwargs")
         retrieval = values.get("retrieval")
         return cls(
-            reward=RewardSpec(**reward),
+            reward=reward_spec(values),
             retrieval=ServiceConfig.from_mapping(retrieval) if retrieval else None,
             max_query_words=values.get("max_query_words"),
             think_prefilled=bool(values.get("think_prefilled", False)),
         )
+
+    def format_spec(self, prompt_format: str) -> FormatSpec:
+        """What outputs of ``prompt_format`` must look like under these settings."""
+        return format_spec(prompt_format, self.think_prefilled, self.max_query_words)

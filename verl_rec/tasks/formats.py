@@ -2,24 +2,38 @@
 
 Each format knows its task inputs, its system and user text, and the :class:`FormatSpec`
 (answer key, think block) that the reward enforces: the dataset records the format name in
-``extra_info["prompt_format"]`` and the reward manager looks the spec up here, so the reward
-checks exactly the format the prompt asked for. BM25 formats say plainly that the engine is
+``extra_info["prompt_format"]`` and the reward looks the spec up here (:func:`format_spec`),
+so the reward checks exactly the format the prompt asked for. :data:`DEFAULT_FORMAT` is the
+format of a recipe, dataset row or reward call that names none; :data:`TASK_FORMATS` the one
+an evaluation reads each task's outputs with. BM25 formats say plainly that the engine is
 bag-of-words: Boolean operators and quotes have no effect there (Rec-R1 defect 2).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from typing import Callable, Optional
 
-from verl_rec.reward.parsing import FormatSpec
 from verl_rec.tasks.records import TaskRecord
+
+DEFAULT_FORMAT = "bm25_query"
 
 _OUTPUT_RULES = (
     "First think step by step inside <think> </think>. Then give your final answer inside "
     "<answer> </answer> as a JSON object, for example: <answer>{example}</answer>. "
     "Write nothing after </answer>."
 )
+
+
+@dataclass(frozen=True)
+class FormatSpec:
+    """What the prompt asked for; the reward checks exactly this (:func:`verl_rec.reward.parsing.parse_output`)."""
+
+    answer_key: str = "query"
+    require_think: bool = True
+    think_prefilled: bool = False
+    max_query_words: Optional[int] = None
 
 
 @dataclass(frozen=True)
@@ -119,9 +133,20 @@ FORMATS: dict[str, PromptFormat] = {
 }
 
 
+#: the format each task's outputs are read with when none is named (``verl_rec.evaluate``)
+TASK_FORMATS = {"search": DEFAULT_FORMAT, "seqrec": "seqrec_query", "rerank": "rerank"}
+
+
 def get_format(name: str) -> PromptFormat:
     """The format called ``name``; an unknown name fails with the known ones."""
     try:
         return FORMATS[name]
     except KeyError:
         raise KeyError(f"unknown prompt format {name!r}; known formats: {sorted(FORMATS)}") from None
+
+
+@lru_cache(maxsize=256)  # the reward looks a format up for every sample
+def format_spec(name: str, think_prefilled: bool = False, max_query_words: Optional[int] = None) -> FormatSpec:
+    """What the reward checks for outputs of format ``name``, with a recipe's settings applied
+    (the prompt pre-fills ``<think>``; a cap on query words)."""
+    return replace(get_format(name).spec, think_prefilled=think_prefilled, max_query_words=max_query_words)

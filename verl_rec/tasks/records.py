@@ -13,7 +13,8 @@ column          type                   meaning
 ``history``     list<string>           titles of past purchases, oldest first (seqrec)
 ``candidates``  list<struct{id,text}>  candidates to re-rank (rerank)
 ``qrels``       string (JSON)          ``{doc_id: gain}``: JSON keeps Arrow from turning
-                                       per-row dicts into a union struct
+                                       per-row dicts into a union struct (read by
+                                       :func:`verl_rec.qrels.parse_qrels`)
 ``split``       string                 train | val | test
 ==============  =====================  =========================================
 """
@@ -23,6 +24,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
+
+from verl_rec.qrels import parse_qrels
 
 REQUIRED_COLUMNS = ("record_id", "data_source", "task", "qrels")
 TASKS = ("search", "seqrec", "rerank")
@@ -72,10 +75,7 @@ class TaskRecord:
             raise ValueError(f"{where}: missing column(s) {missing}; task records need {list(REQUIRED_COLUMNS)}")
         if row["task"] not in TASKS:
             raise ValueError(f"{where}: column 'task' is {row['task']!r}, expected one of {TASKS}")
-        try:
-            qrels = {str(k): float(v) for k, v in json.loads(row["qrels"]).items()}
-        except (TypeError, ValueError, AttributeError):
-            raise ValueError(f"{where}: column 'qrels' must be a JSON object {{doc_id: gain}}, got {str(row['qrels'])[:120]!r}") from None
+        qrels = parse_qrels(row["qrels"], what=f"{where}: column 'qrels'")
         candidates: Sequence[Any] = _sequence(row.get("candidates"))
         return cls(
             record_id=str(row["record_id"]),

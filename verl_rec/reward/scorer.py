@@ -1,0 +1,148 @@
+"""The one scorer: model output -> parsed answer -> target positions -> Rec-R1 score and logged keys.
+
+Every path that scores an output runs these steps: the reward manager, ``compute_score``,
+``verl_rec.evaluate`` and the benchmark.
+
+1. :func:`prepare` (pure): check the output against its :class:`FormatSpec`, read the qrels,
+   and say what retrieval the output needs (:class:`Pending`): the query of a well-formed
+   query answer; nothing for a malformed output, nor for a re-ranked list (the list IS the
+   ranking, its target positions are known at once).
+2. The query's target positions, from one of two sources:
+
+   * :func:`score_with_service`: ONE sample awaiting a :class:`PositionService` (the node's
+     retrieval service client: the calls that one event loop makes in the same tick leave
+     as one Ray call, so nothing here may yield before the client is called);
+   * :func:`score_with_search`: MANY samples against a search function in this process
+     (``Retriever.search``), one call per batch of distinct queries.
+
+3. :func:`finish` (pure): the positions -> :class:`RewardResult` (score + fixed logged keys).
+
+A failed retrieval scores ``retrieval_error_score`` and is counted in ``retrieval_error`` (and
+logged), so that training goes on; an evaluation asks for it to raise instead, since a failed
+search reported as a miss would lower the table silently.
+:class:`ServiceScorer` is what the reward manager runs per sample, without veRL.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Mapping, Optional, Protocol, Sequence
+
+from verl_rec.metrics import first_positions
+from verl_rec.qrels import parse_qrels
+from verl_rec.retrieval.service_client import RetrievalClient
+from verl_rec.reward.parsing import ParsedOutput, parse_output
+from verl_rec.reward.scoring import RewardResult, RewardSpec, score_parsed, score_ranking
+from verl_rec.reward.settings import RewardSettings
+from verl_rec.tasks.formats import DEFAULT_FORMAT, FormatSpec
+
+logger = logging.getLogger(__name__)
+
+#: ``Retriever.search``: queries and a depth in, per query an object with the ranked ``ids``
+Search = Callable[[list[str], int], Sequence[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """One output, checked and waiting for the target positions of its query."""
+
+    parsed: ParsedOutput
+    qrels: dict[str, float]
+    spec: RewardSpec
+    query: Optional[str] = None  # what to retrieve; None when the output needs no retrieval
+    found: Optional[dict[str, int]] = None  # positions known without retrieval (a re-ranked list)
+
+
+def prepare_answer(parsed: ParsedOutput, qrels: dict[str, float], fmt: FormatSpec, spec: RewardSpec) -> Pending:
+    """:func:`prepare` for an answer already parsed (e.g. an evaluation's raw-query baseline)."""
+    if not parsed.ok:
+        return Pending(parsed, qrels, spec)
+    if fmt.answer_key == "query":
+        return Pending(parsed, qrels, spec, query=parsed.answer)
+    return Pending(parsed, qrels, spec, found=first_positions(parsed.answer, qrels, spec.depth))
+
+
+def prepare(text: Any, ground_truth: Any, fmt: FormatSpec, spec: RewardSpec) -> Pending:
+    """Check ``text`` against ``fmt`` and read its qrels; never raises on model output (a
+    malformed ground truth is a data bug and raises, see :func:`verl_rec.qrels.parse_qrels`)."""
+    return prepare_answer(parse_output(text, fmt), parse_qrels(ground_truth), fmt, spec)
+
+
+def finish(pending: Pending, found: Optional[Mapping[str, int]] = None) -> RewardResult:
+    """The result from the target positions of the output's query (``None``: retrieval failed);
+    an output that needed no retrieval ignores ``found``."""
+    if pending.query is None:
+        found = pending.found
+    return score_parsed(pending.parsed, found, pending.qrels, pending.spec)
+
+
+class PositionService(Protocol):
+    """Where one query's target positions come from, asynchronously (:class:`RetrievalClient`)."""
+
+    async def target_positions(self, query: str, k: int, targets: Sequence[str]) -> dict[str, int]: ...
+
+
+async def score_with_service(pending: Pending, service: PositionService) -> RewardResult:
+    """Score one prepared output, asking ``service`` for its query's target positions."""
+    if pending.query is None:
+        return finish(pending)
+    try:
+        found = await service.target_positions(pending.query, pending.spec.depth, list(pending.qrels))
+    except Exception:  # the trainer must go on; the error is counted in `retrieval_error`
+        logger.exception("verl-rec: retrieval failed for query %r", pending.query[:200])
+        found = None
+    return finish(pending, found)
+
+
+def _batches(items: list[str], size: int, progress: bool) -> Iterator[list[str]]:
+    starts = range(0, len(items), size)
+    if progress and len(items) > size:
+        from tqdm import tqdm
+
+        starts = tqdm(starts, desc="retrieve", unit="batch", file=sys.stderr, mininterval=2)
+    for start in starts:
+        yield items[start:start + size]
+
+
+def score_with_search(pendings: Sequence[Pending], search: Search, *, batch_size: int = 256,
+                      count_errors: bool = True, progress: bool = False) -> list[RewardResult]:
+    """Score many prepared outputs with ``search`` in this process: one call per batch of the
+    distinct queries, to the deepest cutoff any of them needs; each output's targets are then
+    looked up in its query's ranking. ``count_errors=False`` lets a failed search raise."""
+    queries = list(dict.fromkeys(p.query for p in pendings if p.query is not None))
+    depth = max((p.spec.depth for p in pendings if p.query is not None), default=1)
+    rankings: dict[str, Optional[list[str]]] = {}
+    for batch in _batches(queries, batch_size, progress):
+        try:
+            hits = [list(h.ids) for h in search(batch, depth)]
+        except Exception:
+            if not count_errors:
+                raise
+            logger.exception("verl-rec: retrieval failed for %d queries, the first %r", len(batch), batch[0][:200])
+            hits = [None] * len(batch)
+        rankings.update(zip(batch, hits))
+    return [finish(p) if p.query is None else score_ranking(p.parsed, rankings[p.query], p.qrels, p.spec)
+            for p in pendings]
+
+
+class ServiceScorer:
+    """One recipe's reward (``reward.reward_kwargs``) against the node's retrieval service: what
+    the reward manager runs for each sample, without veRL (the benchmark drives it too)."""
+
+    def __init__(self, settings: RewardSettings, service: Optional[PositionService] = None) -> None:
+        self.settings = settings
+        if service is None and settings.retrieval is not None:
+            service = RetrievalClient(settings.retrieval)
+        self.service = service
+
+    @classmethod
+    def from_reward_kwargs(cls, values: Optional[Mapping[str, Any]]) -> "ServiceScorer":
+        return cls(RewardSettings.from_mapping(values))
+
+    async def score_text(self, text: str, ground_truth: Any, prompt_format: str = DEFAULT_FORMAT) -> RewardResult:
+        pending = prepare(text, ground_truth, self.settings.format_spec(prompt_format), self.settings.reward)
+        if pending.query is not None and self.service is None:
+            raise KeyError("reward.reward_kwargs.retrieval is required for query-writing formats")
+        return await score_with_service(pending, self.service)
