@@ -48,13 +48,14 @@ def cached_ranking_bytes(engine, queries: list[str], k: int) -> float:
 
 
 def profile_lucene(index, queries: list[str], warm: list[str], k: int) -> dict[str, float]:
-    from verl_rec.retrieval.java import ensure_java
+    from verl_rec.retrieval.lucene.java import ensure_java
 
     ensure_java(HEAP)
     from jnius import autoclass
     from pyserini.search.lucene import LuceneSearcher
 
-    from verl_rec.retrieval.lucene import LuceneRetriever, doc_numbers_handle
+    from verl_rec.retrieval.lucene.jvm_loops import doc_numbers_handle
+    from verl_rec.retrieval.lucene.retriever import LuceneRetriever
 
     out: dict[str, float] = {}
     paper = LuceneSearcher(str(index))
@@ -127,7 +128,7 @@ def profile_lucene(index, queries: list[str], warm: list[str], k: int) -> dict[s
 
 
 def profile_bm25s(index, queries: list[str], k: int) -> dict[str, float]:
-    from verl_rec.retrieval.bm25s_backend import Bm25sRetriever
+    from verl_rec.retrieval.bm25s.retriever import Bm25sRetriever
 
     out: dict[str, float] = {}
     engine = Bm25sRetriever(index, threads=2)

@@ -13,7 +13,7 @@ On the same synthetic catalog (:mod:`bench.catalog`) and the same GRPO-shaped mo
   ``RewardLoopWorker``: one asyncio task per sample, all concurrent) each hold a real
   :class:`~verl_rec.integration.reward_manager.RecR1RewardManager` and call its ``score_text``
   (``parse_output`` -> ``RetrievalClient.target_positions`` on the node's named Ray actor
-  :class:`~verl_rec.retrieval.service.RetrievalService`, with micro-batching, dedupe and cache
+  :class:`~verl_rec.retrieval.service.actor.RetrievalService`, with micro-batching, dedupe and cache
   -> ``score_parsed``). The step's samples are split into contiguous chunks, one per worker,
   as veRL splits a batch. Our path and its raw reference run ``--paired-steps`` (24) steps,
   the paper loop the first ``--steps`` (6) of them. Token decoding is not included (it is the
@@ -160,7 +160,7 @@ class PaperLoop:
     """The released Rec-R1 reward: one pyserini ``search(q, k)`` per sample, one after another."""
 
     def __init__(self, index: Path, k: int) -> None:
-        from verl_rec.retrieval.java import ensure_java
+        from verl_rec.retrieval.lucene.java import ensure_java
 
         ensure_java(HEAP)
         from pyserini.search.lucene import LuceneSearcher
@@ -192,10 +192,10 @@ class PaperLoop:
 
 
 def open_engine(backend: str, index: Path, threads: int):
-    from verl_rec.retrieval.factory import open_retriever
+    from verl_rec.retrieval.registry import open_retriever
 
     if backend != "bm25s":
-        from verl_rec.retrieval.java import ensure_java
+        from verl_rec.retrieval.lucene.java import ensure_java
 
         ensure_java(HEAP)
     name, options = backend_options(backend, threads)
@@ -253,7 +253,7 @@ class InlineManager:
     """
 
     def __init__(self, reward_kwargs: dict) -> None:
-        from verl_rec.retrieval.service_client import RetrievalClient
+        from verl_rec.retrieval.service.client import RetrievalClient
         from verl_rec.reward.settings import RewardSettings
 
         self.settings = RewardSettings.from_mapping(reward_kwargs)
@@ -361,8 +361,8 @@ class OurPath:
     def __post_init__(self) -> None:
         import ray
 
-        from verl_rec.retrieval.service import ServiceConfig
-        from verl_rec.retrieval.service_client import get_or_start_service
+        from verl_rec.retrieval.service.config import ServiceConfig
+        from verl_rec.retrieval.service.client import get_or_start_service
 
         name, options = backend_options(self.backend, self.threads)
         self.key = f"bench_{self.backend}_{self.tag}"
@@ -959,7 +959,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 
 def _service_option(parser: argparse.ArgumentParser, item: str) -> tuple[str, Any]:
-    from verl_rec.retrieval.service import ServiceConfig
+    from verl_rec.retrieval.service.config import ServiceConfig
 
     tunable = [k for k in ServiceConfig.__dataclass_fields__
                if k not in ("backend", "index_path", "backend_options", "name", "namespace")]

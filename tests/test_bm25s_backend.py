@@ -16,16 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from verl_rec.retrieval import lucene_exact as lx
 from verl_rec.retrieval.base import SearchHits
-from verl_rec.retrieval.bm25s_backend import (
-    METADATA_FILE,
-    Bm25sIndexError,
-    Bm25sRetriever,
-    IndexMetadataError,
-    build_bm25s_index,
-    numba_available,
-)
+from verl_rec.retrieval.bm25s import lucene_scoring as lx
+from verl_rec.retrieval.bm25s.build import build_bm25s_index
+from verl_rec.retrieval.bm25s.kernels import numba_available
+from verl_rec.retrieval.bm25s.retriever import Bm25sRetriever
+from verl_rec.retrieval.index_metadata import METADATA_FILE, IndexCorruptError, IndexMismatchError, IndexNotFoundError
 
 BACKENDS = ["numba", "numpy"] if numba_available() else ["numpy"]
 
@@ -230,29 +226,29 @@ def test_rebuild_replaces_and_foreign_dirs_are_refused(tmp_path):
 
 
 def test_metadata_mismatch_is_refused(exact_index, tmp_path, vaswani):
-    with pytest.raises(IndexMetadataError, match="lucene_exact=True.*lucene_exact=False"):
+    with pytest.raises(IndexMismatchError, match="lucene_exact=True.*lucene_exact=False"):
         Bm25sRetriever(exact_index, lucene_exact=False)
-    with pytest.raises(IndexMetadataError, match="k1=1.2.*k1=0.9"):
+    with pytest.raises(IndexMismatchError, match="k1=1.2.*k1=0.9"):
         Bm25sRetriever(exact_index, k1=0.9)
-    with pytest.raises(IndexMetadataError, match="corpus_path"):
+    with pytest.raises(IndexMismatchError, match="corpus_path"):
         Bm25sRetriever(exact_index, corpus_path=tmp_path / "other.jsonl")
     Bm25sRetriever(exact_index, k1=1.2, b=0.75, lucene_exact=True, corpus_path=vaswani.corpus_path)
     copy = tmp_path / "copy"
     shutil.copytree(exact_index, copy)
     meta = json.loads((copy / METADATA_FILE).read_text())
     (copy / METADATA_FILE).write_text(json.dumps({**meta, "analyzer": "something-else/v0"}))
-    with pytest.raises(IndexMetadataError, match="analyzer 'something-else/v0'.*rebuild"):
+    with pytest.raises(IndexMismatchError, match="analyzer 'something-else/v0'.*rebuild"):
         Bm25sRetriever(copy)
     (copy / METADATA_FILE).write_text(json.dumps({**meta, "format_version": 99}))
-    with pytest.raises(IndexMetadataError, match="format version 99"):
+    with pytest.raises(IndexMismatchError, match="format version 99"):
         Bm25sRetriever(copy)
     (copy / METADATA_FILE).write_text(json.dumps({**meta, "num_docs": 5}))
-    with pytest.raises(Bm25sIndexError, match="inconsistent"):
+    with pytest.raises(IndexCorruptError, match="inconsistent"):
         Bm25sRetriever(copy)
     (copy / METADATA_FILE).unlink()
-    with pytest.raises(Bm25sIndexError, match="no verl_rec_index.json"):
+    with pytest.raises(IndexNotFoundError, match="no verl_rec_index.json"):
         Bm25sRetriever(copy)
-    with pytest.raises(Bm25sIndexError, match="does not exist"):
+    with pytest.raises(IndexNotFoundError, match="does not exist"):
         Bm25sRetriever(tmp_path / "nowhere")
 
 
@@ -296,7 +292,8 @@ def test_edge_documents_equal_lucene(tmp_path):
     exact/lossy norm boundary (24 tokens) and up to 5000 tokens, repeated query terms."""
     from conftest import LUCENE_HEAP
 
-    from verl_rec.retrieval.lucene import LuceneRetriever, build_lucene_index
+    from verl_rec.retrieval.lucene.build import build_lucene_index
+    from verl_rec.retrieval.lucene.retriever import LuceneRetriever
 
     rng = random.Random(1)
     words = "red blue shoe shoes running runner iphone 8 case cases the of and a to is x-ray 3.5 don't café".split()
@@ -318,7 +315,7 @@ def test_edge_documents_equal_lucene(tmp_path):
 
 
 def test_open_through_factory(exact_index):
-    from verl_rec.retrieval.factory import open_retriever
+    from verl_rec.retrieval.registry import open_retriever
 
     # (open_retriever's first parameter is also named "backend": our backend= option cannot pass through it)
     retriever = open_retriever("bm25s", str(exact_index), threads=1)

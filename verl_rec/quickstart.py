@@ -32,7 +32,7 @@ def data_root() -> Path:
 
 def prepare(root: Path, n_products: int = 2000, n_queries: int = 300) -> Path:
     """Catalog -> records -> Lucene index (skipped when already built)."""
-    from verl_rec.retrieval.lucene import build_lucene_index, is_lucene_index
+    from verl_rec.retrieval.lucene.build import build_lucene_index, is_lucene_index
 
     task_dir = root / "quickstart" / "esci"
     if not (task_dir / "train.parquet").is_file():

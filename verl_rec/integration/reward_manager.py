@@ -22,7 +22,7 @@ from verl.experimental.reward_loop.reward_manager import register
 from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
 
 from verl_rec.metrics import first_positions
-from verl_rec.retrieval.service_client import RetrievalClient
+from verl_rec.retrieval.service.client import RetrievalClient
 from verl_rec.reward.parsing import FormatSpec, ParsedOutput, parse_output
 from verl_rec.reward.scoring import RewardResult, parse_ground_truth, score_parsed
 from verl_rec.reward.settings import RewardSettings

@@ -23,7 +23,7 @@ import logging
 from typing import Any, Mapping, Optional, Sequence
 
 from verl_rec.retrieval.base import Retriever
-from verl_rec.retrieval.factory import open_retriever
+from verl_rec.retrieval.registry import open_retriever
 from verl_rec.reward.parsing import FormatSpec, ParsedOutput, parse_output
 from verl_rec.reward.scoring import RewardSpec, parse_ground_truth, score_ranking
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
 from verl_rec.reward.scoring import RewardSpec
-from verl_rec.retrieval.service import ServiceConfig
+from verl_rec.retrieval.service.config import ServiceConfig
 
 _REWARD_KEYS = ("metric", "eval_metrics", "format_penalty", "bonus", "retrieval_error_score")
 _FORMAT_KEYS = ("max_query_words", "think_prefilled")
