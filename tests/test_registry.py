@@ -86,3 +86,14 @@ def test_a_backend_without_builder_says_so(monkeypatch):
     registry.register_backend("prebuilt", "verl_rec.retrieval.lucene.retriever:LuceneRetriever")
     with pytest.raises(ValueError, match="'prebuilt' has no index builder"):
         registry.build_index("prebuilt", "c.jsonl", "ix")
+
+
+def test_dense_builder_checks_its_options_before_embedding(tmp_path):
+    """Embedding a catalogue takes hours: a missing model or a misspelt faiss option fails first."""
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text(json.dumps({"id": "d1", "contents": "red shoe"}) + "\n")
+    with pytest.raises(ValueError, match="needs an encoder model"):
+        registry.build_index("dense", corpus, tmp_path / "ix", progress=False)
+    with pytest.raises(ValueError, match=r"build_dense_index has no option\(s\) \['efC'\]; it accepts \['kind', 'M'"):
+        registry.build_index("dense", corpus, tmp_path / "ix", encoder={"model": "unused"}, index={"efC": 100})
+    assert not (tmp_path / "ix_embeddings").exists() and not (tmp_path / "ix").exists()
