@@ -23,7 +23,7 @@ from verl_rec.retrieval.bm25s.kernels import numba_available
 from verl_rec.retrieval.bm25s.retriever import Bm25sRetriever
 from verl_rec.retrieval.index_metadata import METADATA_FILE, IndexCorruptError, IndexMismatchError, IndexNotFoundError
 
-BACKENDS = ["numba", "numpy"] if numba_available() else ["numpy"]
+KERNELS = ["numba", "numpy"] if numba_available() else ["numpy"]
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def native_index(vaswani, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def retrievers(exact_index) -> dict[str, Bm25sRetriever]:
     out = {}
-    for backend in BACKENDS:
+    for backend in KERNELS:
         started = time.perf_counter()
         out[backend] = Bm25sRetriever(exact_index, backend=backend, threads=2)
         out[backend].warmup()
@@ -91,7 +91,7 @@ def test_lucene_exact_equals_lucene(vaswani_lucene, retrievers, topics, k):
 def test_reported_scores_equal_pyserini(vaswani_lucene, retrievers, topics):
     """pyserini rounds scores (ScoreTiesAdjusterReranker): reproduced bit for bit."""
     reported = vaswani_lucene.search(topics, 100)
-    ours = retrievers[BACKENDS[0]].search(topics, 100)
+    ours = retrievers[KERNELS[0]].search(topics, 100)
     assert [r.ids for r in reported] == [o.ids for o in ours]
     equal = sum(np.array_equal(lx.anserini_adjusted_scores(o.scores), r.scores) for r, o in zip(reported, ours))
     print(f"\n[bm25s] Anserini-adjusted scores bit-equal to pyserini's for {equal}/{len(topics)} topics")
@@ -99,7 +99,7 @@ def test_reported_scores_equal_pyserini(vaswani_lucene, retrievers, topics):
 
 
 def test_ties_follow_docid_strings(retrievers, topics):
-    hits = retrievers[BACKENDS[0]].search(topics, 1000)
+    hits = retrievers[KERNELS[0]].search(topics, 1000)
     ties = string_vs_number = 0
     for h in hits:
         scores = h.scores
@@ -123,7 +123,7 @@ def test_repeated_query_terms_are_exact(vaswani_lucene, retrievers, topics, exac
         print(f"\n[bm25s exact/{backend}] repeated terms: identical rankings {same:.1%}, max rel error {worst:.2e}")
         assert worst <= 1e-5 and same >= 0.99
     # why recompute: boost * score(boost 1) is within 1e-6 relative, but not bit-equal
-    r = retrievers[BACKENDS[0]]
+    r = retrievers[KERNELS[0]]
     term_idf = np.repeat(r._idf, np.diff(r._indptr))
     norm_inverse = r._cache[np.asarray(r._norms)[r._indices]]
     for boost in (2, 3, 5, 7):
@@ -136,7 +136,7 @@ def test_repeated_query_terms_are_exact(vaswani_lucene, retrievers, topics, exac
 
 
 def test_native_bm25s_mode_is_close(vaswani_lucene, native_index, topics):
-    retriever = Bm25sRetriever(native_index, backend=BACKENDS[0])
+    retriever = Bm25sRetriever(native_index, backend=KERNELS[0])
     lucene = vaswani_lucene.search_exact(topics, 100)
     ours = retriever.search(topics, 100)
     overlap = np.mean([len(set(a.ids) & set(b.ids)) / max(1, len(a.ids)) for a, b in zip(lucene, ours)])
@@ -197,17 +197,17 @@ def test_save_load_roundtrip(exact_index, retrievers, topics, vaswani):
     assert meta["k1"] == 1.2 and meta["b"] == 0.75 and meta["num_docs"] == len(vaswani.docs)
     assert meta["corpus_path"] == str(Path(vaswani.corpus_path).resolve()) and meta["created_at"]
     assert (exact_index / "params.index.json").is_file()  # bm25s' own files
-    expected = retrievers[BACKENDS[0]].search(topics, 100)
-    in_memory = Bm25sRetriever(exact_index, mmap=False, backend=BACKENDS[0]).search(topics, 100)
+    expected = retrievers[KERNELS[0]].search(topics, 100)
+    in_memory = Bm25sRetriever(exact_index, mmap=False, backend=KERNELS[0]).search(topics, 100)
     assert [h.ids for h in in_memory] == [h.ids for h in expected]
     assert all(np.array_equal(x.scores, y.scores) for x, y in zip(in_memory, expected))
     # bm25s itself can load and query the index (its stored values are the boost-1 Lucene scores)
     import bm25s
 
     model = bm25s.BM25.load(exact_index, mmap=True)
-    terms = set(retrievers[BACKENDS[0]].analyze(topics[0]))  # no repeated terms in this topic
+    terms = set(retrievers[KERNELS[0]].analyze(topics[0]))  # no repeated terms in this topic
     scores = model.get_scores([t for t in terms if t in model.vocab_dict])
-    best = list(retrievers[BACKENDS[0]]._ids).index(expected[0].ids[0])
+    best = list(retrievers[KERNELS[0]]._ids).index(expected[0].ids[0])
     assert np.isclose(scores[best], expected[0].scores[0], rtol=1e-6) and scores.max() == scores[best]
 
 
@@ -260,7 +260,7 @@ HOSTILE = [
 
 
 def test_hostile_queries_never_crash(retrievers, vaswani):
-    retriever = retrievers[BACKENDS[0]]
+    retriever = retrievers[KERNELS[0]]
     rng = random.Random(11)
     words = " ".join(list(vaswani.docs.values())[:300]).split()
     long_query = " ".join(rng.choice(words) for _ in range(10_000))
@@ -304,7 +304,7 @@ def test_edge_documents_equal_lucene(tmp_path):
     corpus = tmp_path / "c.jsonl"
     corpus.write_text("\n".join(json.dumps(d) for d in docs))
     build_lucene_index(corpus, tmp_path / "lucene", heap=LUCENE_HEAP, progress=False)
-    ours = Bm25sRetriever(build_bm25s_index(corpus, tmp_path / "bm25s", progress=False), backend=BACKENDS[0])
+    ours = Bm25sRetriever(build_bm25s_index(corpus, tmp_path / "bm25s", progress=False), backend=KERNELS[0])
     queries = ["red shoe", "iphone 8", "running running running shoes", "blue blue blue blue blue case"]
     queries += [" ".join(rng.choice(words) for _ in range(rng.randint(1, 12))) for _ in range(100)]
     with LuceneRetriever(tmp_path / "lucene", heap=LUCENE_HEAP) as lucene:
