@@ -228,7 +228,7 @@ def read_products(catalog: Path, n: int) -> list[tuple[str, str, str]]:
 
 
 def ensure_lucene_index(catalog: Path, threads: int = 2, heap: str = "2g") -> Path:
-    from verl_rec.retrieval.lucene import build_lucene_index, is_lucene_index
+    from verl_rec.retrieval.lucene.build import build_lucene_index, is_lucene_index
 
     index = Path(catalog) / "index_lucene"
     done = index / ".bench_complete"
@@ -242,7 +242,8 @@ def ensure_lucene_index(catalog: Path, threads: int = 2, heap: str = "2g") -> Pa
 
 
 def ensure_bm25s_index(catalog: Path) -> Path:
-    from verl_rec.retrieval.bm25s_backend import METADATA_FILE, build_bm25s_index
+    from verl_rec.retrieval.bm25s.build import build_bm25s_index
+    from verl_rec.retrieval.index_metadata import METADATA_FILE
 
     index = Path(catalog) / "index_bm25s"
     if (index / METADATA_FILE).is_file():
@@ -266,7 +267,7 @@ def ensure_catalog(n_products: int, seed: int = 0, root: Path | str | None = Non
 
 def corpus_stats(catalog: Path, sample: int = 20_000) -> dict[str, float]:
     """Tokens per product and the share of stop words, on the first ``sample`` products."""
-    from verl_rec.retrieval.analysis import STOP_WORDS
+    from verl_rec.retrieval.bm25s.lucene_analyzer import STOP_WORDS
 
     rows = read_products(catalog, sample)
     words = [w.lower() for _, t, d in rows for w in (t + " " + d).split()]

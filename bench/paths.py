@@ -110,7 +110,7 @@ class PaperLoop:
     (the baseline our path is compared with, so deliberately not our scorer)."""
 
     def __init__(self, index: Path, k: int) -> None:
-        from verl_rec.retrieval.java import ensure_java
+        from verl_rec.retrieval.lucene.java import ensure_java
 
         ensure_java(HEAP)
         from pyserini.search.lucene import LuceneSearcher
@@ -142,10 +142,10 @@ class PaperLoop:
 
 
 def open_engine(backend: str, index: Path, threads: int):
-    from verl_rec.retrieval.factory import open_retriever
+    from verl_rec.retrieval.registry import open_retriever
 
     if backend != "bm25s":
-        from verl_rec.retrieval.java import ensure_java
+        from verl_rec.retrieval.lucene.java import ensure_java
 
         ensure_java(HEAP)
     name, options = backend_options(backend, threads)
@@ -287,8 +287,8 @@ class OurPath:
     def __post_init__(self) -> None:
         import ray
 
-        from verl_rec.retrieval.service import ServiceConfig
-        from verl_rec.retrieval.service_client import get_or_start_service
+        from verl_rec.retrieval.service.config import ServiceConfig
+        from verl_rec.retrieval.service.client import get_or_start_service
 
         name, options = backend_options(self.backend, self.threads)
         self.key = f"bench_{self.backend}_{self.tag}"

@@ -50,7 +50,8 @@ def profile_lucene(index, queries: list[str], warm: list[str], k: int) -> dict[s
     paper = PaperLoop(index, k).searcher  # the benchmark's JVM heap and the paper's BM25 searcher
     from jnius import autoclass
 
-    from verl_rec.retrieval.lucene import LuceneRetriever, doc_numbers_handle
+    from verl_rec.retrieval.lucene.jvm_loops import doc_numbers_handle
+    from verl_rec.retrieval.lucene.retriever import LuceneRetriever
 
     out: dict[str, float] = {}
     direct = LuceneRetriever(index, engine="direct")
@@ -121,7 +122,7 @@ def profile_lucene(index, queries: list[str], warm: list[str], k: int) -> dict[s
 
 
 def profile_bm25s(index, queries: list[str], k: int) -> dict[str, float]:
-    from verl_rec.retrieval.bm25s_backend import Bm25sRetriever
+    from verl_rec.retrieval.bm25s.retriever import Bm25sRetriever
 
     out: dict[str, float] = {}
     engine = Bm25sRetriever(index, threads=2)

@@ -14,7 +14,7 @@ On the same synthetic catalog (:mod:`bench.catalog`) and the same GRPO-shaped mo
   :class:`~verl_rec.integration.reward_manager.RecR1RewardManager` and call its scorer
   (:meth:`~verl_rec.reward.scorer.ServiceScorer.score_text`: ``prepare`` ->
   ``RetrievalClient.target_positions`` on the node's named Ray actor
-  :class:`~verl_rec.retrieval.service.RetrievalService`, with micro-batching, dedupe and cache
+  :class:`~verl_rec.retrieval.service.actor.RetrievalService`, with micro-batching, dedupe and cache
   -> ``finish``), exactly what the manager runs after decoding. The step's samples are split into contiguous chunks, one per worker,
   as veRL splits a batch. Our path and its raw reference run ``--paired-steps`` (24) steps,
   the paper loop the first ``--steps`` (6) of them. Token decoding is not included (it is the
@@ -385,7 +385,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 
 def _service_option(parser: argparse.ArgumentParser, item: str) -> tuple[str, Any]:
-    from verl_rec.retrieval.service import ServiceConfig
+    from verl_rec.retrieval.service.config import ServiceConfig
 
     tunable = [k for k in ServiceConfig.__dataclass_fields__
                if k not in ("backend", "index_path", "backend_options", "name", "namespace")]

@@ -55,7 +55,7 @@ def vaswani(tmp_path_factory: pytest.TempPathFactory) -> Vaswani:
 @pytest.fixture(scope="session")
 def vaswani_lucene_index(vaswani: Vaswani, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A Lucene (Anserini, Porter, BM25-ready) index of the Vaswani corpus, built once."""
-    from verl_rec.retrieval.lucene import build_lucene_index
+    from verl_rec.retrieval.lucene.build import build_lucene_index
 
     index_dir = tmp_path_factory.mktemp("vaswani-lucene") / "index"
     started = time.perf_counter()
@@ -67,7 +67,7 @@ def vaswani_lucene_index(vaswani: Vaswani, tmp_path_factory: pytest.TempPathFact
 @pytest.fixture(scope="session")
 def vaswani_lucene(vaswani_lucene_index: Path) -> Iterator["LuceneRetriever"]:  # noqa: F821
     """A LuceneRetriever (k1=1.2, b=0.75) over the Vaswani index; starts the JVM."""
-    from verl_rec.retrieval.lucene import LuceneRetriever
+    from verl_rec.retrieval.lucene.retriever import LuceneRetriever
 
     started = time.perf_counter()
     retriever = LuceneRetriever(vaswani_lucene_index, heap=LUCENE_HEAP)
@@ -79,7 +79,8 @@ def vaswani_lucene(vaswani_lucene_index: Path) -> Iterator["LuceneRetriever"]:  
 @pytest.fixture(scope="session")
 def vaswani_bm25s(vaswani: Vaswani, tmp_path_factory: pytest.TempPathFactory):
     """A Bm25sRetriever (Lucene-exact scoring) over the Vaswani corpus, built once."""
-    from verl_rec.retrieval.bm25s_backend import Bm25sRetriever, build_bm25s_index
+    from verl_rec.retrieval.bm25s.build import build_bm25s_index
+    from verl_rec.retrieval.bm25s.retriever import Bm25sRetriever
 
     index = build_bm25s_index(vaswani.corpus_path, tmp_path_factory.mktemp("vaswani-bm25s") / "index", progress=False)
     retriever = Bm25sRetriever(index)

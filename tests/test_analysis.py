@@ -12,7 +12,9 @@ import time
 
 import pytest
 
-from verl_rec.retrieval.analysis import STOP_WORDS, LuceneEnglishAnalyzer, _snowball_agrees, porter_stem, tokenize
+from verl_rec.retrieval.bm25s.lucene_analyzer import STOP_WORDS, LuceneEnglishAnalyzer
+from verl_rec.retrieval.bm25s.porter_stemmer import porter_stem, snowball_agrees
+from verl_rec.retrieval.bm25s.standard_tokenizer import tokenize
 
 TRICKY = [
     # numbers with dots / commas
@@ -68,7 +70,7 @@ def lucene_analyze():
     pytest.importorskip("pyserini")
     from conftest import LUCENE_HEAP
 
-    from verl_rec.retrieval.java import ensure_java
+    from verl_rec.retrieval.lucene.java import ensure_java
 
     ensure_java(LUCENE_HEAP)
     from pyserini.analysis import Analyzer, get_lucene_analyzer
@@ -146,7 +148,7 @@ def test_porter_stemmer_equals_lucene(vaswani, lucene_analyze, analyzer):
     # PyStemmer ('porter', Snowball) is only used where it agrees with Lucene
     import Stemmer
 
-    fast = [i for i, w in enumerate(words) if _snowball_agrees(w)]
+    fast = [i for i, w in enumerate(words) if snowball_agrees(w)]
     snowball = Stemmer.Stemmer("porter").stemWords([words[i] for i in fast])
     assert [expected[i] for i in fast] == snowball
     assert 0.5 * len(words) < len(fast) < len(words)

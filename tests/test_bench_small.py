@@ -76,7 +76,8 @@ def _fast_and_slow(service, samples):
 
 @pytest.fixture(scope="module")
 def services(small_catalog):
-    from verl_rec.retrieval.service import RetrievalService, ServiceConfig
+    from verl_rec.retrieval.service.actor import RetrievalService
+    from verl_rec.retrieval.service.config import ServiceConfig
 
     opened = {
         "lucene": RetrievalService(ServiceConfig(backend="lucene", index_path=str(small_catalog / "index_lucene"),

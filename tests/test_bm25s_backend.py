@@ -16,18 +16,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from verl_rec.retrieval import lucene_exact as lx
 from verl_rec.retrieval.base import SearchHits
-from verl_rec.retrieval.bm25s_backend import (
-    METADATA_FILE,
-    Bm25sIndexError,
-    Bm25sRetriever,
-    IndexMetadataError,
-    build_bm25s_index,
-    numba_available,
-)
+from verl_rec.retrieval.bm25s import lucene_scoring as lx
+from verl_rec.retrieval.bm25s.build import build_bm25s_index
+from verl_rec.retrieval.bm25s.kernels import numba_available
+from verl_rec.retrieval.bm25s.retriever import Bm25sRetriever
+from verl_rec.retrieval.index_metadata import METADATA_FILE, IndexCorruptError, IndexMismatchError, IndexNotFoundError
 
-BACKENDS = ["numba", "numpy"] if numba_available() else ["numpy"]
+KERNELS = ["numba", "numpy"] if numba_available() else ["numpy"]
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +43,7 @@ def native_index(vaswani, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def retrievers(exact_index) -> dict[str, Bm25sRetriever]:
     out = {}
-    for backend in BACKENDS:
+    for backend in KERNELS:
         started = time.perf_counter()
         out[backend] = Bm25sRetriever(exact_index, backend=backend, threads=2)
         out[backend].warmup()
@@ -97,7 +93,7 @@ def test_lucene_exact_equals_lucene(vaswani_lucene, retrievers, topics, k):
 def test_reported_scores_equal_pyserini(vaswani_lucene, retrievers, topics):
     """pyserini rounds scores (ScoreTiesAdjusterReranker): reproduced bit for bit."""
     reported = vaswani_lucene.search(topics, 100)
-    ours = retrievers[BACKENDS[0]].search(topics, 100)
+    ours = retrievers[KERNELS[0]].search(topics, 100)
     assert [r.ids for r in reported] == [o.ids for o in ours]
     equal = sum(np.array_equal(lx.anserini_adjusted_scores(o.scores), r.scores) for r, o in zip(reported, ours))
     print(f"\n[bm25s] Anserini-adjusted scores bit-equal to pyserini's for {equal}/{len(topics)} topics")
@@ -105,7 +101,7 @@ def test_reported_scores_equal_pyserini(vaswani_lucene, retrievers, topics):
 
 
 def test_ties_follow_docid_strings(retrievers, topics):
-    hits = retrievers[BACKENDS[0]].search(topics, 1000)
+    hits = retrievers[KERNELS[0]].search(topics, 1000)
     ties = string_vs_number = 0
     for h in hits:
         scores = h.scores
@@ -130,7 +126,7 @@ def test_repeated_query_terms_are_exact(vaswani_lucene, retrievers, topics, exac
         print(f"\n[bm25s exact/{backend}] repeated terms: identical rankings {same:.1%}, max rel error {worst:.2e}")
         assert worst <= 1e-5 and same >= 0.99
     # why recompute: boost * score(boost 1) is within 1e-6 relative, but not bit-equal
-    r = retrievers[BACKENDS[0]]
+    r = retrievers[KERNELS[0]]
     term_idf = np.repeat(r._idf, np.diff(r._indptr))
     norm_inverse = r._cache[np.asarray(r._norms)[r._indices]]
     for boost in (2, 3, 5, 7):
@@ -144,7 +140,7 @@ def test_repeated_query_terms_are_exact(vaswani_lucene, retrievers, topics, exac
 
 @pytest.mark.slow
 def test_native_bm25s_mode_is_close(vaswani_lucene, native_index, topics):
-    retriever = Bm25sRetriever(native_index, backend=BACKENDS[0])
+    retriever = Bm25sRetriever(native_index, backend=KERNELS[0])
     lucene = vaswani_lucene.search_exact(topics, 100)
     ours = retriever.search(topics, 100)
     overlap = np.mean([len(set(a.ids) & set(b.ids)) / max(1, len(a.ids)) for a, b in zip(lucene, ours)])
@@ -206,17 +202,17 @@ def test_save_load_roundtrip(exact_index, retrievers, topics, vaswani):
     assert meta["k1"] == 1.2 and meta["b"] == 0.75 and meta["num_docs"] == len(vaswani.docs)
     assert meta["corpus_path"] == str(Path(vaswani.corpus_path).resolve()) and meta["created_at"]
     assert (exact_index / "params.index.json").is_file()  # bm25s' own files
-    expected = retrievers[BACKENDS[0]].search(topics, 100)
-    in_memory = Bm25sRetriever(exact_index, mmap=False, backend=BACKENDS[0]).search(topics, 100)
+    expected = retrievers[KERNELS[0]].search(topics, 100)
+    in_memory = Bm25sRetriever(exact_index, mmap=False, backend=KERNELS[0]).search(topics, 100)
     assert [h.ids for h in in_memory] == [h.ids for h in expected]
     assert all(np.array_equal(x.scores, y.scores) for x, y in zip(in_memory, expected))
     # bm25s itself can load and query the index (its stored values are the boost-1 Lucene scores)
     import bm25s
 
     model = bm25s.BM25.load(exact_index, mmap=True)
-    terms = set(retrievers[BACKENDS[0]].analyze(topics[0]))  # no repeated terms in this topic
+    terms = set(retrievers[KERNELS[0]].analyze(topics[0]))  # no repeated terms in this topic
     scores = model.get_scores([t for t in terms if t in model.vocab_dict])
-    best = list(retrievers[BACKENDS[0]]._ids).index(expected[0].ids[0])
+    best = list(retrievers[KERNELS[0]]._ids).index(expected[0].ids[0])
     assert np.isclose(scores[best], expected[0].scores[0], rtol=1e-6) and scores.max() == scores[best]
 
 
@@ -235,29 +231,29 @@ def test_rebuild_replaces_and_foreign_dirs_are_refused(tmp_path):
 
 
 def test_metadata_mismatch_is_refused(exact_index, tmp_path, vaswani):
-    with pytest.raises(IndexMetadataError, match="lucene_exact=True.*lucene_exact=False"):
+    with pytest.raises(IndexMismatchError, match="lucene_exact=True.*lucene_exact=False"):
         Bm25sRetriever(exact_index, lucene_exact=False)
-    with pytest.raises(IndexMetadataError, match="k1=1.2.*k1=0.9"):
+    with pytest.raises(IndexMismatchError, match="k1=1.2.*k1=0.9"):
         Bm25sRetriever(exact_index, k1=0.9)
-    with pytest.raises(IndexMetadataError, match="corpus_path"):
+    with pytest.raises(IndexMismatchError, match="corpus_path"):
         Bm25sRetriever(exact_index, corpus_path=tmp_path / "other.jsonl")
     Bm25sRetriever(exact_index, k1=1.2, b=0.75, lucene_exact=True, corpus_path=vaswani.corpus_path)
     copy = tmp_path / "copy"
     shutil.copytree(exact_index, copy)
     meta = json.loads((copy / METADATA_FILE).read_text())
     (copy / METADATA_FILE).write_text(json.dumps({**meta, "analyzer": "something-else/v0"}))
-    with pytest.raises(IndexMetadataError, match="analyzer 'something-else/v0'.*rebuild"):
+    with pytest.raises(IndexMismatchError, match="analyzer 'something-else/v0'.*rebuild"):
         Bm25sRetriever(copy)
     (copy / METADATA_FILE).write_text(json.dumps({**meta, "format_version": 99}))
-    with pytest.raises(IndexMetadataError, match="format version 99"):
+    with pytest.raises(IndexMismatchError, match="format version 99"):
         Bm25sRetriever(copy)
     (copy / METADATA_FILE).write_text(json.dumps({**meta, "num_docs": 5}))
-    with pytest.raises(Bm25sIndexError, match="inconsistent"):
+    with pytest.raises(IndexCorruptError, match="inconsistent"):
         Bm25sRetriever(copy)
     (copy / METADATA_FILE).unlink()
-    with pytest.raises(Bm25sIndexError, match="no verl_rec_index.json"):
+    with pytest.raises(IndexNotFoundError, match="no verl_rec_index.json"):
         Bm25sRetriever(copy)
-    with pytest.raises(Bm25sIndexError, match="does not exist"):
+    with pytest.raises(IndexNotFoundError, match="does not exist"):
         Bm25sRetriever(tmp_path / "nowhere")
 
 
@@ -269,7 +265,7 @@ HOSTILE = [
 
 
 def test_hostile_queries_never_crash(retrievers, vaswani):
-    retriever = retrievers[BACKENDS[0]]
+    retriever = retrievers[KERNELS[0]]
     rng = random.Random(11)
     words = " ".join(list(vaswani.docs.values())[:300]).split()
     long_query = " ".join(rng.choice(words) for _ in range(10_000))
@@ -302,7 +298,8 @@ def test_edge_documents_equal_lucene(tmp_path):
     exact/lossy norm boundary (24 tokens) and up to 5000 tokens, repeated query terms."""
     from conftest import LUCENE_HEAP
 
-    from verl_rec.retrieval.lucene import LuceneRetriever, build_lucene_index
+    from verl_rec.retrieval.lucene.build import build_lucene_index
+    from verl_rec.retrieval.lucene.retriever import LuceneRetriever
 
     rng = random.Random(1)
     words = "red blue shoe shoes running runner iphone 8 case cases the of and a to is x-ray 3.5 don't café".split()
@@ -313,7 +310,7 @@ def test_edge_documents_equal_lucene(tmp_path):
     corpus = tmp_path / "c.jsonl"
     corpus.write_text("\n".join(json.dumps(d) for d in docs))
     build_lucene_index(corpus, tmp_path / "lucene", heap=LUCENE_HEAP, progress=False)
-    ours = Bm25sRetriever(build_bm25s_index(corpus, tmp_path / "bm25s", progress=False), backend=BACKENDS[0])
+    ours = Bm25sRetriever(build_bm25s_index(corpus, tmp_path / "bm25s", progress=False), backend=KERNELS[0])
     queries = ["red shoe", "iphone 8", "running running running shoes", "blue blue blue blue blue case"]
     queries += [" ".join(rng.choice(words) for _ in range(rng.randint(1, 12))) for _ in range(100)]
     with LuceneRetriever(tmp_path / "lucene", heap=LUCENE_HEAP) as lucene:
@@ -324,7 +321,7 @@ def test_edge_documents_equal_lucene(tmp_path):
 
 
 def test_open_through_factory(exact_index):
-    from verl_rec.retrieval.factory import open_retriever
+    from verl_rec.retrieval.registry import open_retriever
 
     # (open_retriever's first parameter is also named "backend": our backend= option cannot pass through it)
     retriever = open_retriever("bm25s", str(exact_index), threads=1)

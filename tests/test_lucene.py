@@ -16,15 +16,11 @@ import pytest
 
 from verl_rec.retrieval.base import SearchHits
 from verl_rec.retrieval.corpus import CorpusError, CorpusFormat
-from verl_rec.retrieval.lucene_exact import anserini_adjusted_scores
-from verl_rec.retrieval.lucene import (
-    MAX_CLAUSES,
-    LuceneIndexError,
-    LuceneRetriever,
-    build_lucene_index,
-    is_lucene_index,
-    sanitize_text,
-)
+from verl_rec.retrieval.bm25s.lucene_scoring import anserini_adjusted_scores
+from verl_rec.retrieval.index_metadata import IndexNotFoundError
+from verl_rec.retrieval.lucene.build import build_lucene_index, is_lucene_index
+from verl_rec.retrieval.lucene.java_text import sanitize_text
+from verl_rec.retrieval.lucene.retriever import MAX_CLAUSES, LuceneRetriever
 
 def _check_ranking(hits: SearchHits, k: int) -> None:
     assert isinstance(hits, SearchHits)
@@ -50,15 +46,15 @@ def test_index_build(vaswani, vaswani_lucene_index: Path) -> None:
 
 def test_missing_index_fails_early_naming_the_path(tmp_path: Path) -> None:
     missing = tmp_path / "no-such-index"
-    with pytest.raises(LuceneIndexError, match=str(missing)):
+    with pytest.raises(IndexNotFoundError, match=str(missing)):
         LuceneRetriever(missing)
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(LuceneIndexError, match="not a Lucene index"):
+    with pytest.raises(IndexNotFoundError, match="not a Lucene index"):
         LuceneRetriever(empty)
     a_file = tmp_path / "file"
     a_file.write_text("x")
-    with pytest.raises(LuceneIndexError, match=str(a_file)):
+    with pytest.raises(IndexNotFoundError, match=str(a_file)):
         LuceneRetriever(a_file)
 
 
@@ -79,6 +75,32 @@ def test_build_errors_name_the_corpus(tmp_path: Path) -> None:
         build_lucene_index(good, occupied, progress=False)
     with pytest.raises(RuntimeError, match=f"(?s){good}.*heap must look like"):  # failure inside the indexer process
         build_lucene_index(good, tmp_path / "idx3", heap="lots", progress=False)
+
+
+@pytest.mark.slow
+def test_build_is_quiet_unless_verbose(tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
+    """The Java indexer's INFO lines and JVM warnings go to <index>/build.log, and to the console
+    only when asked; our own lines (CLI: what is built, the result) still print."""
+    from data_preprocess import build_index
+    from verl_rec.retrieval.index_metadata import BUILD_LOG, METADATA_FILE
+
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text("".join(json.dumps({"id": f"d{i}", "contents": f"red shoe {i}"}) + "\n" for i in range(30)))
+    capfd.readouterr()
+    assert build_index.main(["--corpus", str(corpus), "--backend", "lucene", "--index", str(tmp_path / "quiet"),
+                             "--threads", "1", "--heap", "512m"]) == 0
+    out, err = capfd.readouterr()
+    log = (tmp_path / "quiet" / BUILD_LOG).read_text()
+    assert "IndexCollection" in log and "documents indexed" in log  # the engine's log is kept
+    assert "building a lucene index" in err and "lucene index of 30 documents written" in out
+    assert "IndexCollection" not in out + err and " INFO " not in out + err
+    meta = json.loads((tmp_path / "quiet" / METADATA_FILE).read_text())
+    assert meta["backend"] == "lucene" and meta["format"] == "verl_rec.lucene" and meta["num_docs"] == 30
+
+    build_lucene_index(corpus, tmp_path / "loud", threads=1, heap="512m", progress=False, verbose=True)
+    out, err = capfd.readouterr()
+    assert "IndexCollection" in err and "documents indexed" in err
+    assert (tmp_path / "loud" / BUILD_LOG).read_text().count("\n") >= 20
 
 
 @pytest.mark.slow
@@ -309,7 +331,7 @@ def test_java_exception_in_batch_falls_back_per_query(vaswani_lucene, caplog) ->
     try:
         hits = vaswani_lucene.search(queries[:3], 50)
         exact = vaswani_lucene.search_exact([too_long], 50)
-        with caplog.at_level("WARNING", logger="verl_rec.retrieval.lucene"):
+        with caplog.at_level("WARNING", logger="verl_rec.retrieval.lucene.retriever"):
             positions = vaswani_lucene.target_positions(queries, 50, targets)
     finally:
         index_searcher.setMaxClauseCount(MAX_CLAUSES)
@@ -344,7 +366,7 @@ def test_k1_b_change_scores(vaswani_lucene, vaswani_lucene_index: Path) -> None:
 def test_ensure_java_settings(vaswani_lucene) -> None:
     import jnius_config
 
-    from verl_rec.retrieval.java import JavaSetupError, ensure_java, runtime_modules
+    from verl_rec.retrieval.lucene.java import JavaSetupError, ensure_java, runtime_modules
 
     config = ensure_java("2g")
     assert ensure_java("2g") == config and config.version >= 21
@@ -362,7 +384,7 @@ def test_ensure_java_settings(vaswani_lucene) -> None:
 def test_ensure_java_refuses_forked_child(vaswani_lucene) -> None:
     pid = os.fork()
     if pid == 0:  # child: only Python code runs here, never the inherited JVM
-        from verl_rec.retrieval.java import JavaSetupError, ensure_java
+        from verl_rec.retrieval.lucene.java import JavaSetupError, ensure_java
 
         try:
             ensure_java("2g")

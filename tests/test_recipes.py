@@ -16,11 +16,9 @@ NAMES = recipe_names()
 
 
 def backend_class(kind: str) -> type:
-    from verl_rec.retrieval.bm25s_backend import Bm25sRetriever
-    from verl_rec.retrieval.dense import DenseRetriever
-    from verl_rec.retrieval.lucene import LuceneRetriever
+    from verl_rec.retrieval.registry import retriever_class
 
-    return {"lucene": LuceneRetriever, "bm25s": Bm25sRetriever, "dense": DenseRetriever}[kind]
+    return retriever_class(kind)
 
 
 def compose_recipe(name: str, overrides=()):

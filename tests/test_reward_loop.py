@@ -24,7 +24,7 @@ ray = pytest.importorskip("ray")
 @pytest.fixture(scope="module")
 def catalog(tmp_path_factory):
     from helpers_catalog import build_catalog_task
-    from verl_rec.retrieval.lucene import build_lucene_index
+    from verl_rec.retrieval.lucene.build import build_lucene_index
 
     task_dir = build_catalog_task(tmp_path_factory.mktemp("catalog"))
     build_lucene_index(task_dir / "corpus.jsonl", task_dir / "index_lucene", threads=1, heap="512m", progress=False)
@@ -100,7 +100,7 @@ def test_reward_loop_manager_with_shared_service(catalog, tiny_model, ray_cluste
     from verl.experimental.reward_loop.reward_loop import RewardLoopManager
 
     from verl_rec.reward.compute_score import compute_score
-    from verl_rec.retrieval.lucene import LuceneRetriever
+    from verl_rec.retrieval.lucene.retriever import LuceneRetriever
 
     name = f"svc_{source}"
     manager_cfg = (["reward.reward_manager.source=register", "reward.reward_manager.name=rec_r1"]

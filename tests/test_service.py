@@ -11,7 +11,9 @@ import time
 import pytest
 
 from verl_rec.retrieval.base import Retriever, SearchHits
-from verl_rec.retrieval.service import LRUCache, RetrievalService, ServiceConfig
+from verl_rec.retrieval.service.actor import RetrievalService
+from verl_rec.retrieval.service.cache import LRUCache
+from verl_rec.retrieval.service.config import ServiceConfig
 
 
 class CountingRetriever(Retriever):
@@ -165,7 +167,7 @@ def test_a_window_closes_once_every_recent_caller_has_sent(monkeypatch):
     """A GRPO step's workers send together: the batch starts at the last of them, not at the end
     of the window; a known worker that has not sent is waited for (up to the window), one silent
     for longer than the caller TTL is not."""
-    import verl_rec.retrieval.service as service_module
+    import verl_rec.retrieval.service.actor as service_module
 
     engine = CountingRetriever()
     service = make_service(engine, batch_window_ms=300)
@@ -205,7 +207,7 @@ def test_time_engine_call_runs_the_engine_alone():
 
 
 def test_client_sends_concurrent_requests_in_one_call():
-    from verl_rec.retrieval.service_client import RetrievalClient
+    from verl_rec.retrieval.service.client import RetrievalClient
 
     service = make_service(CountingRetriever(), batch_window_ms=1)
     calls = []
@@ -255,8 +257,8 @@ def test_missing_index_fails_early_with_the_path(tmp_path):
 def test_dead_service_is_restarted_on_the_next_request(vaswani, tmp_path):
     """Kill the service process: the request in flight fails, the next one reaches a new process."""
     ray = pytest.importorskip("ray")
-    from verl_rec.retrieval.bm25s_backend import build_bm25s_index
-    from verl_rec.retrieval.service_client import RetrievalClient
+    from verl_rec.retrieval.bm25s.build import build_bm25s_index
+    from verl_rec.retrieval.service.client import RetrievalClient
 
     index = build_bm25s_index(vaswani.corpus_path, tmp_path / "bm25s", progress=False)
     ray.init(num_cpus=4, include_dashboard=False, _temp_dir=tempfile.mkdtemp(prefix="vrs_", dir="/tmp"))
@@ -292,8 +294,8 @@ def test_dead_service_is_restarted_on_the_next_request(vaswani, tmp_path):
 def test_an_index_that_does_not_fit_the_recipe_is_refused(tmp_path):
     import json
 
-    from verl_rec.retrieval.bm25s_backend import build_bm25s_index
-    from verl_rec.retrieval.index_meta import IndexMismatchError
+    from verl_rec.retrieval.bm25s.build import build_bm25s_index
+    from verl_rec.retrieval.index_metadata import IndexMismatchError
 
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text("".join(json.dumps({"id": f"d{i}", "contents": f"red shoe model {i}"}) + "\n" for i in range(20)))

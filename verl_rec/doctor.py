@@ -14,7 +14,7 @@ import textwrap
 CHECKS = {
     "python packages": "import bm25s, faiss, numpy, pyarrow, torch, ray, transformers; print('torch', torch.__version__)",
     "java + pyserini": textwrap.dedent("""
-        from verl_rec.retrieval.java import ensure_java
+        from verl_rec.retrieval.lucene.java import ensure_java
         cfg = ensure_java(heap='256m')
         from pyserini.search.lucene import LuceneSearcher  # starts the JVM
         print(f'java {cfg.version} at {cfg.java_home}')

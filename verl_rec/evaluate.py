@@ -150,7 +150,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     if tasks & {"search", "seqrec"}:
         if not args.index:
             raise InputError("search/seqrec records need a retriever: give --index (and --backend)")
-        from verl_rec.retrieval.factory import open_retriever
+        from verl_rec.retrieval.registry import open_retriever
 
         retriever = open_retriever(args.backend, args.index, **json.loads(args.backend_options))
     summary: list[dict[str, Any]] = []

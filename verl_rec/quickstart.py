@@ -71,7 +71,7 @@ def engine_output(log: TextIO | None) -> Iterator[None]:
 
 def prepare(root: Path, log: TextIO | None = None, n_products: int = 2000, n_queries: int = 300) -> Path:
     """Catalog -> records -> Lucene index (each skipped when already built)."""
-    from verl_rec.retrieval.lucene import build_lucene_index, is_lucene_index
+    from verl_rec.retrieval.lucene.build import build_lucene_index, is_lucene_index
 
     task_dir = root / "quickstart" / "esci"
     if not (task_dir / "train.parquet").is_file():

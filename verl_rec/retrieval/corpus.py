@@ -45,7 +45,7 @@ def iter_corpus(path: str | Path, fmt: CorpusFormat = CorpusFormat()) -> Iterato
     """Yield ``(doc_id, text)`` for every line of a JSONL corpus file."""
     path = Path(path)
     if not path.is_file():
-        raise CorpusError(f"corpus file {path} does not exist; build it with data_preprocess/ or pass the right path")
+        raise CorpusError(f"corpus file {path} does not exist; build it with python -m verl_rec.data_preprocess.<dataset> or pass the right path")
     seen_text_field = False
     with path.open("r", encoding="utf-8") as handle:
         for line_no, line in enumerate(handle, start=1):

@@ -24,7 +24,7 @@ from functools import partial
 from typing import Any, Mapping, Optional
 
 from verl_rec.retrieval.base import Retriever
-from verl_rec.retrieval.factory import open_retriever
+from verl_rec.retrieval.registry import open_retriever
 from verl_rec.reward.scorer import prepare, score_with_search
 from verl_rec.reward.scoring import RewardSpec
 from verl_rec.reward.settings import FORMAT_KEYS, REWARD_KEYS, check_keys, reward_spec

@@ -32,7 +32,7 @@ from typing import Any, Callable, Iterator, Mapping, Optional, Protocol, Sequenc
 
 from verl_rec.metrics import first_positions
 from verl_rec.qrels import parse_qrels
-from verl_rec.retrieval.service_client import RetrievalClient
+from verl_rec.retrieval.service.client import RetrievalClient
 from verl_rec.reward.parsing import ParsedOutput, parse_output
 from verl_rec.reward.scoring import RewardResult, RewardSpec, score_parsed, score_ranking
 from verl_rec.reward.settings import RewardSettings

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any, Iterable, Mapping, Optional
 
-from verl_rec.retrieval.service import ServiceConfig
+from verl_rec.retrieval.service.config import ServiceConfig
 from verl_rec.reward.scoring import RewardSpec
 from verl_rec.tasks.formats import FormatSpec, format_spec
 

@@ -32,7 +32,7 @@ from typing import Any, Callable, Iterator, Mapping
 import numpy as np
 
 from verl_rec.retrieval.corpus import CorpusError, CorpusFormat, iter_corpus
-from verl_rec.retrieval.encoders import Encoder, EncoderConfig
+from verl_rec.retrieval.dense.encoders import Encoder, EncoderConfig
 
 logger = logging.getLogger(__name__)
 

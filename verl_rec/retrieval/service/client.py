@@ -8,7 +8,8 @@ import os
 import socket
 from typing import Any, Optional, Sequence
 
-from verl_rec.retrieval.service import RetrievalService, ServiceConfig
+from verl_rec.retrieval.service.actor import RetrievalService
+from verl_rec.retrieval.service.config import ServiceConfig
 
 logger = logging.getLogger(__name__)
 

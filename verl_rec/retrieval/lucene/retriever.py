@@ -1,9 +1,4 @@
-"""Lucene BM25 through pyserini 1.6.0 (Anserini 1.7.1, Lucene 9.9.1): the Rec-R1 paper's engine.
-
-Index: our JSONL corpus -> Anserini ``JsonCollection`` -> ``IndexCollection`` with
-``DefaultLuceneDocumentGenerator`` and Anserini's default English analyzer (StandardTokenizer,
-English possessive filter, lower-casing, Lucene's 33 English stop words, Porter stemmer). Only
-docids and postings with term frequencies are stored: no raw text, positions or doc vectors.
+"""BM25 top-k over a Lucene index through pyserini's ``LuceneSearcher``: the paper's engine.
 
 Search: queries are passed to Anserini as plain text and analysed exactly like documents
 (``BagOfWordsQueryGenerator``: one SHOULD clause per distinct term, boosted by its count in
@@ -24,23 +19,14 @@ Ranking and ties (read from the bytecode of Anserini 1.7.1's ``SimpleSearcher._s
 :meth:`LuceneRetriever.search` returns those (rounded) Anserini scores;
 :meth:`LuceneRetriever.search_exact` returns the exact float32 Lucene scores in the same order.
 ``LuceneRetriever(engine="direct")`` gives the same rankings as pyserini's ``batch_search`` with
-less pyjnius overhead (see the class docstring). Build an index from the shell with
-``python -m verl_rec.retrieval.lucene build corpus.jsonl index_dir``.
+less pyjnius overhead (see the class docstring). Indexes come from
+:func:`~verl_rec.retrieval.lucene.build.build_lucene_index`.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
-import os
-import re
-import subprocess
-import sys
-import tempfile
 import threading
-import time
-from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Sequence
@@ -48,212 +34,19 @@ from typing import Any, Sequence
 import numpy as np
 
 from verl_rec.retrieval.base import Retriever, SearchHits, check_target_lists
-from verl_rec.retrieval.corpus import CorpusError, CorpusFormat, iter_corpus
-from verl_rec.retrieval.java import ensure_java
+from verl_rec.retrieval.index_metadata import IndexNotFoundError
+from verl_rec.retrieval.lucene.build import is_lucene_index
+from verl_rec.retrieval.lucene.java import ensure_java
+from verl_rec.retrieval.lucene.java_text import sanitize_text
+from verl_rec.retrieval.lucene.jvm_loops import doc_numbers_handle, top_numbers_loop
 
 logger = logging.getLogger(__name__)
 
 #: Lucene's BooleanQuery clause limit (default 1024) is raised to this, JVM-wide, so that a long
 #: LLM query is scored as its full bag of words instead of failing with TooManyClauses.
 MAX_CLAUSES = 1 << 20
-_COUNT_MARK = "VERL_REC_LUCENE_NUM_DOCS="
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_SURROGATE = re.compile(r"[\ud800-\udfff]")
 _MAX_K = 2**31 - 1
 _EMPTY = SearchHits(ids=[], scores=np.zeros(0, dtype=np.float32))
-
-
-class LuceneIndexError(FileNotFoundError):
-    """The Lucene index directory is missing or holds no Lucene index."""
-
-
-def is_lucene_index(index_dir: str | Path) -> bool:
-    """A Lucene index has a ``segments_N`` commit file."""
-    path = Path(index_dir)
-    return path.is_dir() and any(path.glob("segments_*"))
-
-
-def sanitize_text(text: Any) -> str:
-    """Make any query text safe for JNI and the analyzer, without changing its terms.
-
-    Lone surrogates (e.g. from a lossy tokenizer decode) cannot be encoded to a Java string:
-    valid surrogate pairs are joined, lone ones become U+FFFD. Control characters, which the
-    analyzer treats as separators anyway, become spaces (NUL included).
-    """
-    if text is None:
-        return ""
-    text = text if isinstance(text, str) else str(text)
-    if _SURROGATE.search(text):
-        text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
-    return _CONTROL.sub(" ", text)
-
-
-# ----------------------------------------------------------------------------------------------
-# Indexing
-# ----------------------------------------------------------------------------------------------
-
-
-def _write_json_collection(corpus_path: Path, out_dir: Path, fmt: CorpusFormat, progress: bool) -> tuple[int, int]:
-    """Write Anserini JsonCollection input; return (documents, documents with empty text)."""
-    from tqdm.auto import tqdm
-
-    count = empty = 0
-    with (out_dir / "docs.jsonl").open("w", encoding="utf-8") as out:
-        docs = iter_corpus(corpus_path, fmt)
-        for doc_id, text in tqdm(docs, desc=f"convert {corpus_path.name}", unit="doc", disable=not progress):
-            text = sanitize_text(text)
-            empty += not text.strip(" ")  # Anserini skips docs whose Java trim() is empty (chars <= U+0020)
-            out.write(json.dumps({"id": doc_id, "contents": text}, ensure_ascii=False) + "\n")
-            count += 1
-    return count, empty
-
-
-def _run_indexer(args: list[str], heap: str, corpus_path: Path, progress: bool) -> int:
-    """Run Anserini's IndexCollection in a child Python (own JVM); return the indexed doc count."""
-    cmd = [sys.executable, "-m", "verl_rec.retrieval.lucene", "index", "--heap", heap, "--", *args]
-    env = dict(os.environ)
-    package_root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
-    tail: deque[str] = deque(maxlen=40)
-    num_docs = None
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                          encoding="utf-8", errors="replace") as proc:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if line.startswith(_COUNT_MARK):
-                num_docs = int(line[len(_COUNT_MARK):])
-                continue
-            tail.append(line.rstrip())
-            if progress:
-                print(line, end="", file=sys.stderr, flush=True)
-    if proc.returncode != 0 or num_docs is None:
-        log = "\n".join(tail)
-        raise RuntimeError(f"Lucene indexing of corpus {corpus_path} failed (exit {proc.returncode}); indexer output:\n{log}")
-    return num_docs
-
-
-def build_lucene_index(
-    corpus_path: str | Path,
-    index_dir: str | Path,
-    fmt: CorpusFormat = CorpusFormat(),
-    threads: int = 2,
-    heap: str = "2g",
-    progress: bool = True,
-) -> Path:
-    """Build a BM25-ready Lucene index of a JSONL corpus; return the index directory.
-
-    The Java indexer runs in a child process so that this process' JVM (if any, or future)
-    keeps its own options. An existing index at ``index_dir`` is replaced; a non-empty
-    directory that is not a Lucene index is refused.
-    """
-    corpus_path, index_dir = Path(corpus_path), Path(index_dir)
-    if index_dir.exists() and any(index_dir.iterdir()) and not is_lucene_index(index_dir):
-        raise FileExistsError(f"{index_dir} exists and is not a Lucene index; refusing to write an index into it")
-    index_dir.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="anserini-json-", dir=index_dir.parent) as tmp:
-        count, empty = _write_json_collection(corpus_path, Path(tmp), fmt, progress)
-        if count == 0:
-            raise CorpusError(f"{corpus_path}: the corpus has no documents")
-        args = ["-collection", "JsonCollection", "-input", tmp, "-index", str(index_dir),
-                "-generator", "DefaultLuceneDocumentGenerator", "-threads", str(max(1, int(threads)))]
-        indexed = _run_indexer(args, heap, corpus_path, progress)
-    if indexed != count - empty:
-        raise RuntimeError(
-            f"Lucene index of corpus {corpus_path} has {indexed} documents, expected {count - empty} "
-            f"({count} read, {empty} with empty text skipped by Anserini)"
-        )
-    if empty:
-        logger.warning("%s: %d documents with empty text were not indexed", corpus_path, empty)
-    logger.info("indexed %d documents of %s into %s in %.1fs", indexed, corpus_path, index_dir, time.perf_counter() - started)
-    return index_dir
-
-
-def _index_main(heap: str, anserini_args: list[str]) -> None:
-    """Child-process entry: run IndexCollection, then print the committed document count."""
-    ensure_java(heap)
-    from jnius import autoclass  # starts the JVM; pyserini itself (and torch) is not imported
-
-    autoclass("io.anserini.index.IndexCollection").main(anserini_args)
-    index = anserini_args[anserini_args.index("-index") + 1]
-    paths = autoclass("java.nio.file.Paths")
-    directory = autoclass("org.apache.lucene.store.FSDirectory").open(paths.get(index))
-    reader = autoclass("org.apache.lucene.index.DirectoryReader").open(directory)  # raises if nothing was committed
-    print(f"{_COUNT_MARK}{reader.numDocs()}", flush=True)
-    reader.close()
-
-
-# ----------------------------------------------------------------------------------------------
-# Search
-# ----------------------------------------------------------------------------------------------
-
-
-def doc_numbers_handle() -> Any:
-    """A Java ``MethodHandle`` ``(TopDocs) -> int[]`` of ``scoreDocs[i].doc`` (build once, reuse).
-
-    pyjnius turns every element of a ``ScoreDoc[]`` into a Python proxy (a JNI round trip each);
-    this handle runs the loop inside the JVM, so a top-1000 crosses JNI as one ``int[]``.
-    """
-    from jnius import autoclass
-
-    handles, types = autoclass("java.lang.invoke.MethodHandles"), autoclass("java.lang.invoke.MethodType")
-    cls = autoclass("java.lang.Class")
-    top_docs, score_docs = cls.forName("org.apache.lucene.search.TopDocs"), cls.forName("[Lorg.apache.lucene.search.ScoreDoc;")
-    score_doc, ints = cls.forName("org.apache.lucene.search.ScoreDoc"), cls.forName("[I")
-    int_type, void_type = autoclass("java.lang.Integer").TYPE, autoclass("java.lang.Void").TYPE
-    lookup = handles.publicLookup()
-    get_hits = lookup.findGetter(top_docs, "scoreDocs", score_docs)  # (TopDocs) ScoreDoc[]
-    doc_at = handles.filterReturnValue(  # (TopDocs, int) int = top.scoreDocs[i].doc
-        handles.filterArguments(handles.arrayElementGetter(score_docs), 0, get_hits),
-        lookup.findGetter(score_doc, "doc", int_type))
-    store = handles.collectArguments(handles.arrayElementSetter(ints), 2, doc_at)  # (int[], int, TopDocs, int)
-    store = handles.permuteArguments(store, types.methodType(void_type, ints, int_type, top_docs), 0, 1, 2, 1)
-    body = handles.foldArguments(handles.dropArguments(handles.identity(ints), 1, int_type, top_docs), store)
-    count = handles.filterReturnValue(get_hits, handles.arrayLength(score_docs))  # (TopDocs) int
-    init = handles.filterReturnValue(count, handles.arrayConstructor(ints))  # (TopDocs) int[]
-    return handles.countedLoop(count, init, body)
-
-
-def top_numbers_loop(searcher: Any, generator: Any, analyzer: Any, sort: Any, k: int, numbers: Any) -> Any:
-    """A Java ``MethodHandle`` ``(List<String>) -> int[][]``: each query's top-``k`` document numbers.
-
-    The whole chunk runs in ONE Java call: query building, ``IndexSearcher.search(query, k,
-    sort, true)`` and the ``int[]`` read-back ``numbers`` (:func:`doc_numbers_handle`, the one
-    the caller already built) for every text. The per-query path makes four JNI calls per query
-    and takes the GIL back after each, competing with the service's event loop every time; a
-    chunk takes it back once (``bench.profile``, 1.2M products, 2 threads: 289 -> 361
-    queries/s). A query Lucene rejects gets ``null``.
-    """
-    from jnius import autoclass
-
-    handles, types = autoclass("java.lang.invoke.MethodHandles"), autoclass("java.lang.invoke.MethodType")
-    cls = autoclass("java.lang.Class")
-    string, text_list = cls.forName("java.lang.String"), cls.forName("java.util.List")
-    query, top_docs = cls.forName("org.apache.lucene.search.Query"), cls.forName("org.apache.lucene.search.TopDocs")
-    ints, int_rows = cls.forName("[I"), cls.forName("[[I")
-    int_type, void_type = autoclass("java.lang.Integer").TYPE, autoclass("java.lang.Void").TYPE
-    boolean_type = autoclass("java.lang.Boolean").TYPE
-    lookup = handles.publicLookup()
-    build = lookup.findVirtual(generator.getClass(), "buildQuery", types.methodType(
-        query, string, cls.forName("org.apache.lucene.analysis.Analyzer"), string))
-    build = handles.insertArguments(build, 0, generator, "contents", analyzer)  # (String) Query
-    search = lookup.findVirtual(searcher.getClass(), "search", types.methodType(
-        cls.forName("org.apache.lucene.search.TopFieldDocs"), query, int_type, sort.getClass(),
-        boolean_type)).bindTo(searcher)  # (Query, int, Sort, boolean)
-    true = handles.explicitCastArguments(handles.constant(int_type, 1), types.methodType(boolean_type))  # pyjnius makes True an Integer
-    for constant in (handles.constant(int_type, int(k)), handles.constant(sort.getClass(), sort), true):
-        search = handles.collectArguments(search, 1, constant)
-    search = search.asType(types.methodType(top_docs, query))  # (Query) TopDocs
-    one = handles.filterReturnValue(handles.filterReturnValue(build, search), numbers)  # (String) int[]
-    rejected = cls.forName("java.lang.Exception")
-    one = handles.catchException(one, rejected, handles.dropArguments(handles.constant(ints, None), 0, rejected, string))
-    text_at = lookup.findVirtual(text_list, "get", types.methodType(cls.forName("java.lang.Object"), int_type))
-    row_at = handles.filterReturnValue(text_at.asType(types.methodType(string, text_list, int_type)), one)  # (List, int) int[]
-    store = handles.collectArguments(handles.arrayElementSetter(int_rows), 2, row_at)  # (int[][], int, List, int)
-    store = handles.permuteArguments(store, types.methodType(void_type, int_rows, int_type, text_list), 0, 1, 2, 1)
-    body = handles.foldArguments(handles.dropArguments(handles.identity(int_rows), 1, int_type, text_list), store)
-    size = lookup.findVirtual(text_list, "size", types.methodType(int_type))
-    return handles.countedLoop(size, handles.filterReturnValue(size, handles.arrayConstructor(int_rows)), body)
 
 
 class LuceneRetriever(Retriever):
@@ -279,9 +72,9 @@ class LuceneRetriever(Retriever):
                  engine: str = "pyserini"):
         self.index_dir = Path(index_dir)
         if not self.index_dir.is_dir():
-            raise LuceneIndexError(f"Lucene index directory {self.index_dir} does not exist; build it with build_lucene_index()")
+            raise IndexNotFoundError(f"Lucene index directory {self.index_dir} does not exist; build it with build_lucene_index()")
         if not is_lucene_index(self.index_dir):
-            raise LuceneIndexError(f"{self.index_dir} is not a Lucene index (no segments_N file); build it with build_lucene_index()")
+            raise IndexNotFoundError(f"{self.index_dir} is not a Lucene index (no segments_N file); build it with build_lucene_index()")
         if engine not in self.engines:
             raise ValueError(f"engine must be one of {self.engines}, got {engine!r}")
         self.k1, self.b, self.threads, self.engine = float(k1), float(b), max(1, int(threads)), engine
@@ -543,28 +336,3 @@ class LuceneRetriever(Retriever):
                 autoclass("io.anserini.rerank.lib.ScoreTiesAdjusterReranker")(),
             )
         return self._direct_parts
-
-
-def _cli(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m verl_rec.retrieval.lucene", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    raw = sub.add_parser("index", help="internal: run Anserini IndexCollection with the given arguments")
-    raw.add_argument("--heap", default="2g")
-    raw.add_argument("anserini_args", nargs=argparse.REMAINDER)
-    build = sub.add_parser("build", help="build a Lucene index from a JSONL corpus")
-    build.add_argument("corpus")
-    build.add_argument("index_dir")
-    build.add_argument("--id-field", default="id")
-    build.add_argument("--text-fields", nargs="+", default=["contents"])
-    build.add_argument("--threads", type=int, default=2)
-    build.add_argument("--heap", default="2g")
-    args = parser.parse_args(argv)
-    if args.command == "index":
-        _index_main(args.heap, [a for a in args.anserini_args if a != "--"])
-    else:
-        fmt = CorpusFormat.of(args.id_field, args.text_fields)
-        build_lucene_index(args.corpus, args.index_dir, fmt, threads=args.threads, heap=args.heap)
-
-
-if __name__ == "__main__":
-    _cli()

@@ -19,7 +19,7 @@ every worker talks to ONE named Ray actor per node (``get_if_exists``) that:
   metric needs nothing else, and 1000 ids per call would cost more than the search. The
   engine computes them itself (:meth:`Retriever.target_positions`) without building the id
   strings; ``target_positions_many`` takes many requests in one Ray call (what
-  :class:`~verl_rec.retrieval.service_client.RetrievalClient` sends).
+  :class:`~verl_rec.retrieval.service.client.RetrievalClient` sends).
 
 Scaling: the service is named per node (``<name>@<node_id>``) and pinned to that node, so a
 multi-node job gets one service per node and each reward worker talks to its local one. A
@@ -34,71 +34,20 @@ import asyncio
 import logging
 import os
 import time
-from collections import OrderedDict
-from dataclasses import asdict, dataclass, field
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
 from typing import Any, Optional, Sequence
 
 from verl_rec.metrics import first_positions
+from verl_rec.retrieval.service.batching import Batch, Reply, Request, normalise_targets, request_key
+from verl_rec.retrieval.service.cache import LRUCache
+from verl_rec.retrieval.service.config import ServiceConfig
 
 logger = logging.getLogger(__name__)
 _KEPT_BATCH_SIZES = 1_000  # ServiceStats.batch_sizes keeps the most recent ones
 # a caller (reward worker) silent for longer is not waited for when a batch window opens;
 # longer than a training step's rollout, so that every step's workers are known
 _CALLER_TTL_S = 1_800.0
-
-
-@dataclass(frozen=True)
-class ServiceConfig:
-    """Everything needed to open the engine and run the batcher (plain data, from the recipe)."""
-
-    backend: str
-    index_path: str
-    backend_options: dict[str, Any] = field(default_factory=dict)
-    batch_window_ms: float = 10.0
-    max_batch_size: int = 1024
-    cache_size: int = 100_000
-    name: str = "verl_rec_retrieval"
-    namespace: str = "verl_rec"
-    num_cpus: float = 1.0
-
-    @classmethod
-    def from_mapping(cls, values: Any) -> "ServiceConfig":
-        values = dict(values)
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise KeyError(f"unknown retrieval service key(s) {unknown}; known keys are {sorted(known)}")
-        for key in ("backend", "index_path"):
-            if not values.get(key):
-                raise KeyError(f"retrieval service config needs {key!r} (e.g. backend: bm25s, index_path: /path/to/index)")
-        values["backend_options"] = dict(values.get("backend_options") or {})
-        return cls(**values)
-
-
-class LRUCache:
-    """A bounded mapping that forgets the least recently used key."""
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self._data: OrderedDict = OrderedDict()
-
-    def get(self, key):
-        if key in self._data:
-            self._data.move_to_end(key)
-            return self._data[key]
-        return None
-
-    def put(self, key, value) -> None:
-        if self.capacity <= 0:
-            return
-        self._data[key] = value
-        self._data.move_to_end(key)
-        while len(self._data) > self.capacity:
-            self._data.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._data)
 
 
 @dataclass
@@ -119,8 +68,8 @@ class RetrievalService:
     """The actor body (also usable in-process for tests and benchmarks)."""
 
     def __init__(self, config: ServiceConfig) -> None:
-        from verl_rec.retrieval.factory import open_retriever
-        from verl_rec.retrieval.index_meta import check_index_matches
+        from verl_rec.retrieval.index_metadata import check_index_matches
+        from verl_rec.retrieval.registry import open_retriever
 
         started = time.perf_counter()
         check_index_matches(config.index_path, config.backend, config.backend_options)
@@ -136,9 +85,9 @@ class RetrievalService:
         self.startup_s = startup_s
         self.cache = LRUCache(config.cache_size)
         self.stats = ServiceStats()
-        self._pending: list[_Request] = []
+        self._pending: list[Request] = []
         # request key -> the replies waiting for it while its batch is in the engine
-        self._running: dict[tuple, list[tuple[_Reply, int]]] = {}
+        self._running: dict[tuple, list[tuple[Reply, int]]] = {}
         self._drainer: Optional[asyncio.Future] = None
         self._full: Optional[asyncio.Future] = None  # set when the open window may close early
         self._callers: dict[str, float] = {}  # caller id -> when it last sent a call
@@ -153,7 +102,7 @@ class RetrievalService:
 
     async def target_positions(self, query: str, k: int, targets: Sequence[str]) -> dict[str, int]:
         """0-based rank of each target found in the top ``k`` distinct ids (absent = not found)."""
-        return dict(await self._one(query, k, _normalise(targets)))
+        return dict(await self._one(query, k, normalise_targets(targets)))
 
     async def target_positions_many(self, requests: Sequence[tuple[str, int, Sequence[str]]],
                                     caller: Optional[str] = None) -> list[Any]:
@@ -162,14 +111,14 @@ class RetrievalService:
         A request that failed has a ``RuntimeError`` in its slot (the others are still answered).
         The call waits on ONE future, filled slot by slot (no future or task per request: this
         runs for every sample, on the cores the engine needs). ``caller`` names the sending
-        process (:class:`~verl_rec.retrieval.service_client.RetrievalClient` does): a batch
+        process (:class:`~verl_rec.retrieval.service.client.RetrievalClient` does): a batch
         window closes once every recent caller has sent into it.
         """
         self.stats.calls += 1
-        reply = _Reply(len(requests), asyncio.get_running_loop().create_future())
+        reply = Reply(len(requests), asyncio.get_running_loop().create_future())
         for slot, (query, k, targets) in enumerate(requests):
             try:
-                self._submit(query, int(k), _normalise(targets), reply, slot)
+                self._submit(query, int(k), normalise_targets(targets), reply, slot)
             except (TypeError, ValueError) as exc:  # a malformed request fails alone
                 reply.fill(slot, exc)
         if caller is not None:
@@ -204,18 +153,18 @@ class RetrievalService:
 
     # ---- batching ---------------------------------------------------------------------
     async def _one(self, query: str, k: int, targets: Optional[tuple[str, ...]]) -> Any:
-        reply = _Reply(1, asyncio.get_running_loop().create_future())
+        reply = Reply(1, asyncio.get_running_loop().create_future())
         self._submit(query, k, targets, reply, 0)
         answer = (await reply.future if reply.missing else reply.answers)[0]
         if isinstance(answer, BaseException):
             raise answer
         return answer
 
-    def _submit(self, query: str, k: int, targets: Optional[tuple[str, ...]], reply: "_Reply", slot: int) -> None:
+    def _submit(self, query: str, k: int, targets: Optional[tuple[str, ...]], reply: Reply, slot: int) -> None:
         """Answer slot ``slot`` of ``reply`` from the cache, from the same request in flight, or
         from the next engine batch. Answers are shared with the cache: callers copy them."""
         self.stats.requests += 1
-        key = _key(query, k, targets)
+        key = request_key(query, k, targets)
         cached = self.cache.get(key)
         if cached is not None:
             self.stats.cache_hits += 1
@@ -290,12 +239,12 @@ class RetrievalService:
             else:
                 self._deliver(batch, *answers)
 
-    def _start_next(self) -> Optional[tuple["_Batch", asyncio.Future]]:
+    def _start_next(self) -> Optional[tuple[Batch, asyncio.Future]]:
         """Send the next ``max_batch_size`` pending requests to the engine thread (None if none)."""
         if not self._pending:
             return None
         size = self.config.max_batch_size
-        batch = _Batch(self._pending[:size])
+        batch = Batch(self._pending[:size])
         del self._pending[:size]
         self._window_callers.clear()  # the next window counts its own callers
         try:
@@ -306,7 +255,7 @@ class RetrievalService:
             engine_call.set_exception(exc)
         return batch, engine_call
 
-    def _start_batch(self, batch: "_Batch") -> asyncio.Future:
+    def _start_batch(self, batch: Batch) -> asyncio.Future:
         """Hand a batch to the engine thread: each distinct query once, targets merged per query,
         at the deepest ``k`` asked."""
         requests = batch.requests
@@ -343,7 +292,7 @@ class RetrievalService:
 
         return loop.run_in_executor(self._engine_thread, work)
 
-    def _deliver(self, batch: "_Batch", rankings: dict[str, list[str]], positions: dict[str, dict[str, int]]) -> None:
+    def _deliver(self, batch: Batch, rankings: dict[str, list[str]], positions: dict[str, dict[str, int]]) -> None:
         """Answer every request of ``batch``, each cut at its own ``k`` and targets, and remember
         the answers in the cache."""
         answered: dict[tuple, Any] = {}  # a repeated request is cut once
@@ -367,62 +316,10 @@ class RetrievalService:
             logger.exception("verl-rec retrieval service: answering a batch failed")
             self._fail(batch, exc)
 
-    def _fail(self, batch: "_Batch", exc: Exception) -> None:
+    def _fail(self, batch: Batch, exc: Exception) -> None:
         """Every request of ``batch`` not answered yet, and everyone waiting on one of them, gets the error."""
         error = RuntimeError(f"retrieval failed: {exc!r}")
         for _, _, _, key, reply, slot in batch.requests:
             reply.fill(slot, error)  # a slot already answered keeps its answer
             for waiter, waiter_slot in self._running.pop(key, ()):
                 waiter.fill(waiter_slot, error)
-
-
-class _Reply:
-    """The answers of one call, filled slot by slot; its future resolves with the last one.
-
-    A slot holds an answer or the exception that replaced it; the first fill of a slot wins.
-    A caller that gave up (its future is cancelled) is skipped.
-    """
-
-    __slots__ = ("answers", "missing", "future")
-
-    def __init__(self, size: int, future: asyncio.Future) -> None:
-        self.answers: list[Any] = [None] * size
-        self.missing = size
-        self.future = future
-
-    def fill(self, slot: int, answer: Any) -> None:
-        if self.answers[slot] is not None:
-            return
-        self.answers[slot] = answer
-        self.missing -= 1
-        if self.missing == 0 and not self.future.done():
-            self.future.set_result(self.answers)
-
-
-# (query, k, normalised targets or None for a full ranking, cache key, reply, slot in the reply)
-_Request = tuple[str, int, Optional[tuple[str, ...]], tuple, _Reply, int]
-
-
-class _Batch:
-    """The requests of one engine batch, and the same grouped by query in arrival order (each
-    distinct query goes to the engine once)."""
-
-    __slots__ = ("requests", "by_query")
-
-    def __init__(self, requests: list[_Request]) -> None:
-        self.requests = requests
-        self.by_query: dict[str, list[_Request]] = {}
-        for request in requests:
-            self.by_query.setdefault(request[0], []).append(request)
-
-
-def _key(query: str, k: int, targets: Optional[tuple[str, ...]]) -> tuple:
-    """Cache and in-flight key: a full ranking, or the positions of one target set."""
-    return (query, k) if targets is None else (query, k, targets)
-
-
-def _normalise(targets: Sequence[str]) -> tuple[str, ...]:
-    """Targets as a hashable, order-free key (the answer does not depend on their order)."""
-    if isinstance(targets, str):
-        raise TypeError("targets must be a list of ids, not a single string")
-    return tuple(sorted({str(t) for t in targets}))
