@@ -35,9 +35,9 @@ import json
 import logging
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -163,7 +163,7 @@ def generate_chunk(vocab: Vocabulary, chunk: int, seed: int = 0, stop: int = CHU
         ids[topic] = vocab.topic_ids[owner[topic], _draw(rng, vocab.topic_cdf, n_topic)]
         ends = np.cumsum(lengths)
         flat = vocab.words[ids[: int(ends[stop - 1])]].tolist()
-        return [flat[e - l:e] for e, l in zip(ends[:stop].tolist(), lengths[:stop].tolist())]
+        return [flat[end - size:end] for end, size in zip(ends[:stop].tolist(), lengths[:stop].tolist())]
 
     title_words = words_for(t_len, 0.7)
     desc_words = words_for(d_len, 0.35)

@@ -18,9 +18,10 @@ import os
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -245,14 +246,14 @@ class RssSampler:
         self.period_s = period_s
         self.peak = self.process.memory_info().rss
         self._stop = threading.Event()
-        self._thread: Optional[threading.Thread] = None
+        self._thread: threading.Thread | None = None
 
     def sample(self) -> int:
         rss = self.process.memory_info().rss
         self.peak = max(self.peak, rss)
         return rss
 
-    def __enter__(self) -> "RssSampler":
+    def __enter__(self) -> RssSampler:
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._thread.start()
         return self
@@ -287,8 +288,8 @@ class OurPath:
     def __post_init__(self) -> None:
         import ray
 
-        from verl_rec.retrieval.service.config import ServiceConfig
         from verl_rec.retrieval.service.client import get_or_start_service
+        from verl_rec.retrieval.service.config import ServiceConfig
 
         name, options = backend_options(self.backend, self.threads)
         self.key = f"bench_{self.backend}_{self.tag}"

@@ -24,9 +24,9 @@ Everything is deterministic in ``seed`` and the step index.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -47,7 +46,7 @@ def _path_order(label: str) -> tuple[int, str]:
     return (order.index(base) if base in order else len(order), label)
 
 
-def engine_reference_seconds(paths: dict, backend: str, ours: Optional[dict]) -> Optional[float]:
+def engine_reference_seconds(paths: dict, backend: str, ours: dict | None) -> float | None:
     """Seconds of the raw engine call our path ``ours`` makes for ``backend``: timed step by step
     next to it on the service's own engine (``raw_service_seconds``); in older results, on the
     same index opened in the driver (``raw_seconds``), else the separate target-positions run,
@@ -63,7 +62,7 @@ def engine_reference_seconds(paths: dict, backend: str, ours: Optional[dict]) ->
 _REFERENCES = ("raw_service", "raw")
 
 
-def reference_step_seconds(ours: Optional[dict]) -> list[float]:
+def reference_step_seconds(ours: dict | None) -> list[float]:
     """Per-step seconds of the reference :func:`engine_reference_seconds` uses (empty if none)."""
     for prefix in _REFERENCES:
         if (ours or {}).get(f"{prefix}_step_seconds"):
@@ -71,7 +70,7 @@ def reference_step_seconds(ours: Optional[dict]) -> list[float]:
     return []
 
 
-def driver_overhead(ours: dict) -> Optional[float]:
+def driver_overhead(ours: dict) -> float | None:
     """Extra wall time of ``ours`` over the index opened in the driver, when the service's own
     engine is the reference (shown beside the target, not the target)."""
     if ours.get("raw_service_seconds") and ours.get("raw_seconds"):
@@ -134,7 +133,7 @@ def evaluate_targets(results: dict) -> list[dict]:
     paths = cell["paths"]
     paper = paths.get("paper", {}).get("qps")
 
-    def add(name: str, value: Optional[float], goal: str, ok: Optional[bool]) -> None:
+    def add(name: str, value: float | None, goal: str, ok: bool | None) -> None:
         checks.append({"target": name, "value": value, "goal": goal, "met": ok})
 
     for backend, goal in (("bm25s", TARGETS["bm25s_vs_paper"]), ("lucene", TARGETS["lucene_vs_paper"])):
@@ -205,27 +204,27 @@ def draw_chart(results: dict, path: Path) -> None:
               "raw/lucene": "#6baed6", "raw/lucene-direct": "#9edae5", "raw/bm25s": "#fc9272",
               "raw/lucene+positions": "#9ecae1", "raw/lucene-direct+positions": "#c7e9f0", "raw/bm25s+positions": "#fcbba1"}
     head_rows = [r for r in rows if r["size"] == head and "@" not in r["path"]]
-    lengths = [l for l in LENGTHS if any(r["length"] == l for r in head_rows)]
+    lengths = [n for n in LENGTHS if any(r["length"] == n for r in head_rows)]
     labels = sorted({r["path"] for r in head_rows}, key=_path_order)
     width = 0.8 / max(1, len(lengths))
     for j, length in enumerate(lengths):
         by = {r["path"]: r for r in head_rows if r["length"] == length}
         xs = np.arange(len(labels)) + j * width
-        vals = [by[l]["qps"] if l in by else 0 for l in labels]
-        bars = ax1.bar(xs, vals, width, color=[colors.get(l, "#333") for l in labels],
+        vals = [by[p]["qps"] if p in by else 0 for p in labels]
+        bars = ax1.bar(xs, vals, width, color=[colors.get(p, "#333") for p in labels],
                        hatch="" if length == "short" else "///", edgecolor="white", label=f"{length} queries")
-        for bar, l in zip(bars, labels):
-            if l in by and by[l]["vs_paper"]:
-                ax1.annotate(f"{by[l]['vs_paper']:.1f}x", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+        for bar, p in zip(bars, labels):
+            if p in by and by[p]["vs_paper"]:
+                ax1.annotate(f"{by[p]['vs_paper']:.1f}x", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
                              ha="center", va="bottom", fontsize=7)
     ax1.set_yscale("log")
     ax1.set_xticks(np.arange(len(labels)) + width * (len(lengths) - 1) / 2)
-    ax1.set_xticklabels([SHORT_LABELS.get(l, l) for l in labels], fontsize=7)
+    ax1.set_xticklabels([SHORT_LABELS.get(p, p) for p in labels], fontsize=7)
     ax1.set_ylabel("reward samples / s (log)")
     ax1.set_title(f"{head:,} products, k=1000; labels: x the paper's loop", fontsize=9)
     ax1.legend(fontsize=7, loc="upper left")
-    for label in [l for l in sorted({r["path"] for r in rows if "@" not in r["path"]}, key=_path_order)
-                  if l == "paper" or l.startswith("ours/")]:
+    for label in [p for p in sorted({r["path"] for r in rows if "@" not in r["path"]}, key=_path_order)
+                  if p == "paper" or p.startswith("ours/")]:
         for length, style in (("short", "-o"), ("long", "--s")):
             pts = sorted((r["size"], r["qps"]) for r in rows if r["path"] == label and r["length"] == length)
             if pts:

@@ -54,9 +54,10 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -331,7 +332,7 @@ def machine_info() -> dict[str, Any]:
     return info
 
 
-def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
     parser.add_argument("--products", type=int, default=1_200_000, help="largest (headline) catalog size")
     parser.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], default=None,
@@ -377,9 +378,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     for b in args.backends:
         if b not in BACKENDS:
             parser.error(f"unknown backend {b!r}; choose from {BACKENDS}")
-    for l in args.lengths:
-        if l not in LENGTHS:
-            parser.error(f"unknown query length {l!r}; choose from {LENGTHS}")
+    for length in args.lengths:
+        if length not in LENGTHS:
+            parser.error(f"unknown query length {length!r}; choose from {LENGTHS}")
     args.service_options = dict(_service_option(parser, item) for item in args.service_options)
     return args
 
@@ -398,7 +399,7 @@ def _service_option(parser: argparse.ArgumentParser, item: str) -> tuple[str, An
         return key, value
 
 
-def main(argv: Optional[Sequence[str]] = None) -> dict:
+def main(argv: Sequence[str] | None = None) -> dict:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--replot"]:
         replot(Path(argv[1]))
@@ -427,7 +428,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
                     "targets": evaluate_targets(results), "wall_s": time.perf_counter() - started})
     table = format_table(results)
     print("\n" + table)
-    print("\nTargets (largest catalog, short queries, k=%d):\n%s" % (args.k, format_targets(results["targets"])))
+    print(f"\nTargets (largest catalog, short queries, k={args.k}):\n{format_targets(results['targets'])}")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "reward_throughput.json").write_text(json.dumps(results, indent=2, default=float))
     write_report(results, args.out)

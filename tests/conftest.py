@@ -8,9 +8,9 @@ heap must run in their own process.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -65,7 +65,7 @@ def vaswani_lucene_index(vaswani: Vaswani, tmp_path_factory: pytest.TempPathFact
 
 
 @pytest.fixture(scope="session")
-def vaswani_lucene(vaswani_lucene_index: Path) -> Iterator["LuceneRetriever"]:  # noqa: F821
+def vaswani_lucene(vaswani_lucene_index: Path) -> Iterator[LuceneRetriever]:  # noqa: F821
     """A LuceneRetriever (k1=1.2, b=0.75) over the Vaswani index; starts the JVM."""
     from verl_rec.retrieval.lucene.retriever import LuceneRetriever
 

@@ -69,7 +69,6 @@ def lucene_analyze():
     """Lucene's analyzer (the one pyserini indexes and searches with) as a Python function."""
     pytest.importorskip("pyserini")
     from conftest import LUCENE_HEAP
-
     from verl_rec.retrieval.lucene.java import ensure_java
 
     ensure_java(LUCENE_HEAP)

@@ -297,7 +297,6 @@ def test_edge_documents_equal_lucene(tmp_path):
     """Empty and stop-word-only documents (Lucene's docCount skips them), lengths around the
     exact/lossy norm boundary (24 tokens) and up to 5000 tokens, repeated query terms."""
     from conftest import LUCENE_HEAP
-
     from verl_rec.retrieval.lucene.build import build_lucene_index
     from verl_rec.retrieval.lucene.retriever import LuceneRetriever
 

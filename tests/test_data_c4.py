@@ -14,8 +14,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from verl_rec.data_preprocess.c4 import main
 from verl_rec.data.download import cached_path, resolve_input
+from verl_rec.data_preprocess.c4 import main
 from verl_rec.evaluation.inputs import read_records
 
 ITEMS = [

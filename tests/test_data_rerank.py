@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pytest
 
-from verl_rec.data_preprocess.rerank import main
 from verl_rec.data.esci import write_records
 from verl_rec.data.rerank import RerankOptions, build_rerank, read_sidecar
+from verl_rec.data_preprocess.rerank import main
 from verl_rec.evaluation.inputs import read_records
 from verl_rec.retrieval.base import Retriever, SearchHits
 from verl_rec.tasks.formats import get_format

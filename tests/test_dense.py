@@ -24,10 +24,10 @@ import pytest
 from verl_rec.metrics import ndcg_at_k_batch, recall_at_k_batch
 from verl_rec.retrieval.base import SearchHits
 from verl_rec.retrieval.dense.build import build_dense_index
-from verl_rec.retrieval.dense.faiss_gpu import faiss_gpu_available
-from verl_rec.retrieval.dense.retriever import DenseRetriever
 from verl_rec.retrieval.dense.embeddings import EmbeddingsError, build_embeddings, load_embeddings
 from verl_rec.retrieval.dense.encoders import Encoder, EncoderConfig, EncoderError
+from verl_rec.retrieval.dense.faiss_gpu import faiss_gpu_available
+from verl_rec.retrieval.dense.retriever import DenseRetriever
 from verl_rec.retrieval.index_metadata import IndexNotFoundError
 from verl_rec.retrieval.registry import open_retriever
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from verl_rec.data.esci import write_records
 from verl_rec.data_preprocess import build_index
 from verl_rec.data_preprocess.esci import main as build_esci_main
-from verl_rec.data.esci import write_records
 from verl_rec.devkit.synthetic_catalog import write_esci_release
 from verl_rec.evaluate import main as evaluate_main
 from verl_rec.evaluation.inputs import read_records
@@ -115,11 +115,12 @@ def test_generated_outputs_count_format_failures(chain: Path, tmp_path: Path) ->
     records = read_records(chain / "test.parquet")
     outputs = tmp_path / "outputs.jsonl"
     good, bad = records[::2], records[1::2]
-    missing = bad.pop()
+    bad.pop()  # the last record gets no output at all
     with outputs.open("w") as handle:
         for r in good:
             body = json.dumps({"query": f"{r.query} {r.query}"})
-            handle.write(json.dumps({"record_id": r.record_id, "output": f"<think>repeat it</think>\n<answer>{body}</answer><|im_end|>"}) + "\n")
+            output = f"<think>repeat it</think>\n<answer>{body}</answer><|im_end|>"
+            handle.write(json.dumps({"record_id": r.record_id, "output": output}) + "\n")
         for r in bad:
             handle.write(json.dumps({"record_id": r.record_id, "output": f"<answer>{{\"query\": \"{r.query}\"}}</answer>"}) + "\n")
     out = tmp_path / "res"

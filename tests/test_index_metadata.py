@@ -4,7 +4,6 @@ loaders share. Each backend's own tests cover the same checks through its real e
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -15,12 +15,13 @@ import numpy as np
 import pytest
 
 from verl_rec.retrieval.base import SearchHits
-from verl_rec.retrieval.corpus import CorpusError, CorpusFormat
 from verl_rec.retrieval.bm25s.lucene_scoring import anserini_adjusted_scores
+from verl_rec.retrieval.corpus import CorpusError, CorpusFormat
 from verl_rec.retrieval.index_metadata import IndexNotFoundError
 from verl_rec.retrieval.lucene.build import build_lucene_index, is_lucene_index
 from verl_rec.retrieval.lucene.java_text import sanitize_text
 from verl_rec.retrieval.lucene.retriever import MAX_CLAUSES, LuceneRetriever
+
 
 def _check_ranking(hits: SearchHits, k: int) -> None:
     assert isinstance(hits, SearchHits)
@@ -82,6 +83,7 @@ def test_build_is_quiet_unless_verbose(tmp_path: Path, capfd: pytest.CaptureFixt
     """The Java indexer's INFO lines and JVM warnings go to <index>/build.log, and to the console
     only when asked; our own lines (CLI: what is built, the result) still print."""
     from data_preprocess import build_index
+
     from verl_rec.retrieval.index_metadata import BUILD_LOG, METADATA_FILE
 
     corpus = tmp_path / "c.jsonl"

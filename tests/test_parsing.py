@@ -55,7 +55,8 @@ def test_every_rejection_reason(text, reason):
 
 
 def test_query_too_long_only_when_capped():
-    text = '<think>a</think><answer>{"query": "%s"}</answer>' % " ".join(["w"] * 50)
+    words = " ".join(["w"] * 50)
+    text = f'<think>a</think><answer>{{"query": "{words}"}}</answer>'
     assert parse_output(text).ok
     assert parse_output(text, FormatSpec(max_query_words=49)).error is FormatError.QUERY_TOO_LONG
     assert parse_output(text, FormatSpec(max_query_words=50)).ok

@@ -99,8 +99,8 @@ def test_reward_loop_manager_with_shared_service(catalog, tiny_model, ray_cluste
     from transformers import AutoTokenizer
     from verl.experimental.reward_loop.reward_loop import RewardLoopManager
 
-    from verl_rec.reward.compute_score import compute_score
     from verl_rec.retrieval.lucene.retriever import LuceneRetriever
+    from verl_rec.reward.compute_score import compute_score
 
     name = f"svc_{source}"
     manager_cfg = (["reward.reward_manager.source=register", "reward.reward_manager.name=rec_r1"]

@@ -203,7 +203,8 @@ def test_tasks_import_nothing_from_reward():
     import subprocess
     import sys
 
-    code = "import sys, verl_rec.tasks.formats, verl_rec.tasks.records; print(sorted(m for m in sys.modules if m.startswith('verl_rec.reward')))"
+    code = ("import sys, verl_rec.tasks.formats, verl_rec.tasks.records; "
+            "print(sorted(m for m in sys.modules if m.startswith('verl_rec.reward')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

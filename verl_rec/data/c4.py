@@ -20,9 +20,9 @@ The corpus is the whole item pool (``id`` = item_id, ``contents`` = metadata).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 import pandas as pd

@@ -18,7 +18,6 @@ import sys
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Optional
 
 from verl_rec.data.io import InputError
 
@@ -65,7 +64,7 @@ def cached_path(url: str, cache_dir: str | Path) -> Path:
     return Path(cache_dir) / digest / name
 
 
-def _copy_with_progress(response, out, total: Optional[int], label: str, progress: bool) -> None:
+def _copy_with_progress(response, out, total: int | None, label: str, progress: bool) -> None:
     from tqdm import tqdm
 
     with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=label, disable=not progress,

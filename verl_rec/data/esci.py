@@ -14,7 +14,6 @@ import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import pandas as pd
@@ -120,7 +119,7 @@ def copy_sampled_corpus(path: Path, out: Path) -> set[str]:
     return ids
 
 
-def assign_domains(examples: pd.DataFrame, category_map: Optional[pd.DataFrame], options: EsciOptions) -> dict[int, str]:
+def assign_domains(examples: pd.DataFrame, category_map: pd.DataFrame | None, options: EsciOptions) -> dict[int, str]:
     """Domain of a query = category of its first (lowest example_id) positive target."""
     if category_map is None:
         return {}
@@ -136,9 +135,9 @@ def assign_domains(examples: pd.DataFrame, category_map: Optional[pd.DataFrame],
 def build_esci(
     examples_path: str | Path,
     out_dir: str | Path,
-    products_path: Optional[str | Path] = None,
-    corpus_jsonl: Optional[str | Path] = None,
-    category_map_path: Optional[str | Path] = None,
+    products_path: str | Path | None = None,
+    corpus_jsonl: str | Path | None = None,
+    category_map_path: str | Path | None = None,
     options: EsciOptions = EsciOptions(),
 ) -> Manifest:
     """Write ``train/val/test[_<domain>].parquet``, ``corpus.jsonl`` and ``manifest.json``."""

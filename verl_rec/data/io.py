@@ -14,8 +14,9 @@ import bz2
 import gzip
 import json
 import lzma
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any, Iterable, Iterator, Mapping, Optional
+from typing import IO, Any
 
 import pandas as pd
 
@@ -38,8 +39,8 @@ def read_table(
     path: str | Path,
     columns: Iterable[str],
     what: str,
-    dtype: Optional[Mapping[str, Any]] = None,
-    nrows: Optional[int] = None,
+    dtype: Mapping[str, Any] | None = None,
+    nrows: int | None = None,
 ) -> pd.DataFrame:
     """Read a parquet/csv/jsonl file and check that ``columns`` are present.
 
@@ -132,7 +133,7 @@ def iter_jsonl(path: str | Path, what: str, required: Mapping[str, str],
                 raise InputError(f"{path}:{line_no}: {what} line is not valid JSON ({exc.msg})") from None
             if not isinstance(obj, dict):
                 raise InputError(f"{path}:{line_no}: {what} line must be a JSON object, got {type(obj).__name__}")
-            for name, kind in required.items():
+            for name in required:
                 if obj.get(name) is None:
                     raise InputError(f"{path}:{line_no}: {what} lacks column {name!r} (required: {sorted(required)})")
             for name, kind in {**required, **optional}.items():

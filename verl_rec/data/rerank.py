@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any
 
 from tqdm import tqdm
 
@@ -45,7 +46,7 @@ def sidecar_path(parquet: str | Path) -> Path:
     return parquet.with_name(parquet.name.removesuffix(".parquet") + SIDECAR_SUFFIX)
 
 
-def read_sidecar(parquet: str | Path) -> Optional[dict[str, dict[str, Any]]]:
+def read_sidecar(parquet: str | Path) -> dict[str, dict[str, Any]] | None:
     """``{record_id: {"items": {...}, "first_stage": [...]}}``, or None when there is no sidecar."""
     path = sidecar_path(parquet)
     if not path.is_file():
@@ -90,7 +91,7 @@ def _cut(text: str, max_words: int) -> str:
 
 
 def anonymise(record: TaskRecord, ranked: Sequence[str], texts: Mapping[str, str], options: RerankOptions,
-              manifest: Manifest) -> Optional[tuple[TaskRecord, dict[str, Any]]]:
+              manifest: Manifest) -> tuple[TaskRecord, dict[str, Any]] | None:
     """The re-ranking record of one search record, and its sidecar row; None when it is dropped."""
     docs: list[str] = []
     for doc in ranked:
@@ -120,8 +121,8 @@ def anonymise(record: TaskRecord, ranked: Sequence[str], texts: Mapping[str, str
 
 
 def build_rerank(record_paths: Sequence[str | Path], out_dir: str | Path, corpus_path: str | Path,
-                 retriever: Any = None, run: Optional[Mapping[str, Sequence[str]]] = None,
-                 options: RerankOptions = RerankOptions(), settings: Optional[dict] = None) -> Manifest:
+                 retriever: Any = None, run: Mapping[str, Sequence[str]] | None = None,
+                 options: RerankOptions = RerankOptions(), settings: dict | None = None) -> Manifest:
     """Write one re-ranking parquet (+ sidecar) per input parquet, and ``manifest.json``."""
     from verl_rec.evaluation.inputs import read_records
 

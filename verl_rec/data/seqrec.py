@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import pandas as pd
@@ -49,10 +48,10 @@ TEXT_FIELDS = ("title", "features", "description", "categories")
 class SeqrecOptions:
     category: str = "All_Beauty"
     history_len: int = 10
-    train_rows: Optional[int] = 100_000  # None: the whole file
-    max_transductive: Optional[int] = 1000
-    max_inductive: Optional[int] = 1000
-    val_size: Optional[int] = 1000
+    train_rows: int | None = 100_000  # None: the whole file
+    max_transductive: int | None = 1000
+    max_inductive: int | None = 1000
+    val_size: int | None = 1000
     seed: int = 0
     text_fields: tuple[str, ...] = ("title", "features", "description")
 
@@ -65,7 +64,7 @@ class SeqrecFiles:
     meta: str | Path
 
     @classmethod
-    def in_dir(cls, folder: str | Path, category: str) -> "SeqrecFiles":
+    def in_dir(cls, folder: str | Path, category: str) -> SeqrecFiles:
         """``<dir>/<Category>.{train,valid,test}.csv[.gz]`` and ``<dir>/meta_<Category>.jsonl[.gz]``."""
         folder = Path(folder)
 
@@ -113,7 +112,7 @@ def write_item_corpus(path: Path, out: Path, fields: tuple[str, ...], manifest: 
     return ids, titles
 
 
-def load_interactions(path: Path, what: str, manifest: Manifest, nrows: Optional[int] = None) -> pd.DataFrame:
+def load_interactions(path: Path, what: str, manifest: Manifest, nrows: int | None = None) -> pd.DataFrame:
     """A benchmark CSV with ids as text; rows without user or target are counted out."""
     frame = read_table(path, INTERACTION_COLUMNS, what, nrows=nrows,
                        dtype={"user_id": str, "parent_asin": str, "history": str})
@@ -151,7 +150,7 @@ def make_records(frame: pd.DataFrame, split: str, source: str, corpus_ids: set[s
     return out
 
 
-def _sample(rows: list, cap: Optional[int], rng: np.random.Generator) -> list:
+def _sample(rows: list, cap: int | None, rng: np.random.Generator) -> list:
     """A seeded sample of at most ``cap`` rows, in file order."""
     if cap is None or len(rows) <= cap:
         return rows

@@ -15,8 +15,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from verl_rec.data_preprocess import run_builder
 from verl_rec.data.esci import BINARY_GAINS, GRADED_GAINS, TEXT_FIELDS, EsciOptions, build_esci
+from verl_rec.data_preprocess import run_builder
 
 
 def main(argv: list[str] | None = None) -> int:

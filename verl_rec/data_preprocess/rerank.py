@@ -19,8 +19,8 @@ import argparse
 import json
 import sys
 
-from verl_rec.data_preprocess import run_builder
 from verl_rec.data.rerank import RerankOptions, build_rerank
+from verl_rec.data_preprocess import run_builder
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,8 +23,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from verl_rec.data_preprocess import run_builder
 from verl_rec.data.seqrec import TEXT_FIELDS, SeqrecFiles, SeqrecOptions, build_seqrec
+from verl_rec.data_preprocess import run_builder
 
 
 def _cap(value: str) -> int | None:

@@ -8,7 +8,7 @@ greedily: the paper's evaluation setting (``val_kwargs.do_sample: false``).
 from __future__ import annotations
 
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 ENGINES = ("auto", "vllm", "transformers")
 

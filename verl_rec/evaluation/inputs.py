@@ -7,8 +7,8 @@ evaluation that silently skips a malformed row reports a number over the wrong s
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from verl_rec.data.io import InputError
 from verl_rec.tasks.records import REQUIRED_COLUMNS, TaskRecord

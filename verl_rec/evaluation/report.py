@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 SUMMARY_COLUMNS = ("system", "task", "data_source", "n")
 TRAILING_COLUMNS = ("format_failures", "format_failure_rate", "missing_outputs", "mean_query_words")

@@ -11,7 +11,8 @@ cannot gain by failing on hard ones. A failed search raises: it is not a miss.
 
 from __future__ import annotations
 
-from typing import Any, Collection, Mapping, Optional, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
 
 from verl_rec.reward.parsing import ParsedOutput
 from verl_rec.reward.scorer import Pending, prepare, prepare_answer, score_with_search
@@ -33,7 +34,7 @@ def reward_specs(metrics: Mapping[str, Sequence[str]]) -> dict[str, RewardSpec]:
     return {task: RewardSpec(metric=specs[0], eval_metrics=tuple(specs[1:])) for task, specs in metrics.items()}
 
 
-def raw_answer(record: TaskRecord, first_stage: Optional[Mapping[str, Any]] = None) -> ParsedOutput:
+def raw_answer(record: TaskRecord, first_stage: Mapping[str, Any] | None = None) -> ParsedOutput:
     """The no-model baseline: the record's own query; seqrec: the history titles; rerank: the
     first-stage order when its sidecar row is given, else the (shuffled) listed order."""
     if record.task == "search":

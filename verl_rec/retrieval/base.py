@@ -10,8 +10,8 @@ do raise, so that the caller can count them as retrieval errors.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
@@ -61,10 +61,10 @@ class Retriever(ABC):
         """Pay one-off costs (JIT, JVM class loading, page cache) before the first real call."""
         self.search(["warm up query"], k=10)
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027  (optional hook: most engines hold nothing to release)
         """Release engine resources. Safe to call twice."""
 
-    def __enter__(self) -> "Retriever":
+    def __enter__(self) -> Retriever:
         return self
 
     def __exit__(self, *exc: object) -> None:

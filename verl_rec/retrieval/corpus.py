@@ -8,9 +8,9 @@ accepted too) and the text is the concatenation of ``text_fields`` (default
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 
 class CorpusError(ValueError):
@@ -23,7 +23,7 @@ class CorpusFormat:
     text_fields: tuple[str, ...] = ("contents",)
 
     @classmethod
-    def of(cls, id_field: str = "id", text_fields: Sequence[str] | str = ("contents",)) -> "CorpusFormat":
+    def of(cls, id_field: str = "id", text_fields: Sequence[str] | str = ("contents",)) -> CorpusFormat:
         if isinstance(text_fields, str):
             text_fields = (text_fields,)
         return cls(id_field=id_field, text_fields=tuple(text_fields))
@@ -45,7 +45,8 @@ def iter_corpus(path: str | Path, fmt: CorpusFormat = CorpusFormat()) -> Iterato
     """Yield ``(doc_id, text)`` for every line of a JSONL corpus file."""
     path = Path(path)
     if not path.is_file():
-        raise CorpusError(f"corpus file {path} does not exist; build it with python -m verl_rec.data_preprocess.<dataset> or pass the right path")
+        raise CorpusError(f"corpus file {path} does not exist; build it with "
+                          "python -m verl_rec.data_preprocess.<dataset> or pass the right path")
     seen_text_field = False
     with path.open("r", encoding="utf-8") as handle:
         for line_no, line in enumerate(handle, start=1):

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import importlib
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, TypeVar, Union
+from typing import Any, TypeVar
 
 from verl_rec.retrieval.base import Retriever
 
-_Target = Union[str, Callable[..., Any], None]  # "package.module:attribute" (imported on first use), or the object
+_Target = str | Callable[..., Any] | None  # "package.module:attribute" (imported on first use), or the object
 R = TypeVar("R", bound=type[Retriever])
 
 

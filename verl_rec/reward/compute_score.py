@@ -20,8 +20,9 @@ ground truth names the relevant items; no retriever is used.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from functools import partial
-from typing import Any, Mapping, Optional
+from typing import Any
 
 from verl_rec.retrieval.base import Retriever
 from verl_rec.retrieval.registry import open_retriever
@@ -64,7 +65,7 @@ def compute_score(
     data_source: str,
     solution_str: str,
     ground_truth: Any,
-    extra_info: Optional[Mapping[str, Any]] = None,
+    extra_info: Mapping[str, Any] | None = None,
     **reward_kwargs: Any,
 ) -> dict[str, float]:
     """Score one rollout by the Rec-R1 contract; never raises on model output."""

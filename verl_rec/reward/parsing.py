@@ -29,7 +29,7 @@ import json
 import re
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Optional
+from typing import Any
 
 from verl_rec.tasks.formats import FormatSpec
 
@@ -62,7 +62,7 @@ class ParsedOutput:
     """Either ``answer`` (the value under the answer key) or ``error`` is set."""
 
     answer: Any = None
-    error: Optional[FormatError] = None
+    error: FormatError | None = None
     think: str = ""
 
     @property
@@ -79,7 +79,7 @@ def _reject(error: FormatError) -> ParsedOutput:
     return ParsedOutput(error=error)
 
 
-def _check_tags(text: str, spec: FormatSpec) -> Optional[FormatError]:
+def _check_tags(text: str, spec: FormatSpec) -> FormatError | None:
     counts = {tag: text.count(tag) for tag in _TAGS}
     if any(n > 1 for n in counts.values()):
         return FormatError.DUPLICATE_TAG
@@ -105,7 +105,7 @@ def _outside_text(text: str) -> str:
     return head + tail
 
 
-def _parse_json_object(body: str) -> tuple[Optional[dict], Optional[FormatError]]:
+def _parse_json_object(body: str) -> tuple[dict | None, FormatError | None]:
     body = body.strip()
     fenced = _FENCE.match(body)
     if fenced:
@@ -119,7 +119,7 @@ def _parse_json_object(body: str) -> tuple[Optional[dict], Optional[FormatError]
     return value, None
 
 
-def _check_value(value: Any, spec: FormatSpec) -> tuple[Any, Optional[FormatError]]:
+def _check_value(value: Any, spec: FormatSpec) -> tuple[Any, FormatError | None]:
     if spec.answer_key == "query":
         if not isinstance(value, str):
             return None, FormatError.WRONG_TYPE

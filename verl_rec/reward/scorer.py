@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Mapping, Optional, Protocol, Sequence
+from typing import Any, Protocol
 
 from verl_rec.metrics import first_positions
 from verl_rec.qrels import parse_qrels
@@ -51,8 +52,8 @@ class Pending:
     parsed: ParsedOutput
     qrels: dict[str, float]
     spec: RewardSpec
-    query: Optional[str] = None  # what to retrieve; None when the output needs no retrieval
-    found: Optional[dict[str, int]] = None  # positions known without retrieval (a re-ranked list)
+    query: str | None = None  # what to retrieve; None when the output needs no retrieval
+    found: dict[str, int] | None = None  # positions known without retrieval (a re-ranked list)
 
 
 def prepare_answer(parsed: ParsedOutput, qrels: dict[str, float], fmt: FormatSpec, spec: RewardSpec) -> Pending:
@@ -70,7 +71,7 @@ def prepare(text: Any, ground_truth: Any, fmt: FormatSpec, spec: RewardSpec) -> 
     return prepare_answer(parse_output(text, fmt), parse_qrels(ground_truth), fmt, spec)
 
 
-def finish(pending: Pending, found: Optional[Mapping[str, int]] = None) -> RewardResult:
+def finish(pending: Pending, found: Mapping[str, int] | None = None) -> RewardResult:
     """The result from the target positions of the output's query (``None``: retrieval failed);
     an output that needed no retrieval ignores ``found``."""
     if pending.query is None:
@@ -113,7 +114,7 @@ def score_with_search(pendings: Sequence[Pending], search: Search, *, batch_size
     looked up in its query's ranking. ``count_errors=False`` lets a failed search raise."""
     queries = list(dict.fromkeys(p.query for p in pendings if p.query is not None))
     depth = max((p.spec.depth for p in pendings if p.query is not None), default=1)
-    rankings: dict[str, Optional[list[str]]] = {}
+    rankings: dict[str, list[str] | None] = {}
     for batch in _batches(queries, batch_size, progress):
         try:
             hits = [list(h.ids) for h in search(batch, depth)]
@@ -131,14 +132,14 @@ class ServiceScorer:
     """One recipe's reward (``reward.reward_kwargs``) against the node's retrieval service: what
     the reward manager runs for each sample, without veRL (the benchmark drives it too)."""
 
-    def __init__(self, settings: RewardSettings, service: Optional[PositionService] = None) -> None:
+    def __init__(self, settings: RewardSettings, service: PositionService | None = None) -> None:
         self.settings = settings
         if service is None and settings.retrieval is not None:
             service = RetrievalClient(settings.retrieval)
         self.service = service
 
     @classmethod
-    def from_reward_kwargs(cls, values: Optional[Mapping[str, Any]]) -> "ServiceScorer":
+    def from_reward_kwargs(cls, values: Mapping[str, Any] | None) -> ServiceScorer:
         return cls(RewardSettings.from_mapping(values))
 
     async def score_text(self, text: str, ground_truth: Any, prompt_format: str = DEFAULT_FORMAT) -> RewardResult:

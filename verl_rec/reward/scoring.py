@@ -19,9 +19,10 @@ re-ranked list) and one key per metric spec (``"ndcg@1000"``, ...), 0 when not c
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any
 
 from verl_rec.metrics import evaluate_positions, first_positions, parse_metric
 from verl_rec.reward.parsing import ParsedOutput
@@ -79,7 +80,7 @@ def answer_length(answer: Any) -> int:
 
 def score_parsed(
     parsed: ParsedOutput,
-    found: Optional[Mapping[str, int]],
+    found: Mapping[str, int] | None,
     qrels: Mapping[str, float],
     spec: RewardSpec,
 ) -> RewardResult:
@@ -102,7 +103,7 @@ def score_parsed(
 
 
 def score_ranking(
-    parsed: ParsedOutput, ranking: Optional[Sequence[str]], qrels: Mapping[str, float], spec: RewardSpec
+    parsed: ParsedOutput, ranking: Sequence[str] | None, qrels: Mapping[str, float], spec: RewardSpec
 ) -> RewardResult:
     """:func:`score_parsed` from a full ranking (the slow path, used without the service)."""
     found = None if ranking is None else first_positions(ranking, qrels, spec.depth)

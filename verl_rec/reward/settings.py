@@ -7,8 +7,9 @@ they fill, so a new field is a new key everywhere (the recipe block and ``comput
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
-from typing import Any, Iterable, Mapping, Optional
+from typing import Any
 
 from verl_rec.retrieval.service.config import ServiceConfig
 from verl_rec.reward.scoring import RewardSpec
@@ -40,12 +41,12 @@ class RewardSettings:
     """A recipe's reward settings: the reward, the retrieval service, and caps on the format."""
 
     reward: RewardSpec
-    retrieval: Optional[ServiceConfig]
-    max_query_words: Optional[int] = None
+    retrieval: ServiceConfig | None
+    max_query_words: int | None = None
     think_prefilled: bool = False
 
     @classmethod
-    def from_mapping(cls, values: Optional[Mapping[str, Any]]) -> "RewardSettings":
+    def from_mapping(cls, values: Mapping[str, Any] | None) -> RewardSettings:
         values = dict(values or {})
         check_keys(values, (*REWARD_KEYS, *RECIPE_FORMAT_KEYS, "retrieval"), "reward.reward_kwargs")
         retrieval = values.get("retrieval")

@@ -11,9 +11,9 @@ bag-of-words: Boolean operators and quotes have no effect there (Rec-R1 defect 2
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from typing import Callable, Optional
 
 from verl_rec.tasks.records import TaskRecord
 
@@ -33,7 +33,7 @@ class FormatSpec:
     answer_key: str = "query"
     require_think: bool = True
     think_prefilled: bool = False
-    max_query_words: Optional[int] = None
+    max_query_words: int | None = None
 
 
 @dataclass(frozen=True)
@@ -146,7 +146,7 @@ def get_format(name: str) -> PromptFormat:
 
 
 @lru_cache(maxsize=256)  # the reward looks a format up for every sample
-def format_spec(name: str, think_prefilled: bool = False, max_query_words: Optional[int] = None) -> FormatSpec:
+def format_spec(name: str, think_prefilled: bool = False, max_query_words: int | None = None) -> FormatSpec:
     """What the reward checks for outputs of format ``name``, with a recipe's settings applied
     (the prompt pre-fills ``<think>``; a cap on query words)."""
     return replace(get_format(name).spec, think_prefilled=think_prefilled, max_query_words=max_query_words)

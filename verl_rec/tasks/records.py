@@ -22,8 +22,9 @@ column          type                   meaning
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from verl_rec.qrels import parse_qrels
 
@@ -68,7 +69,7 @@ class TaskRecord:
         }
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any], where: str = "row") -> "TaskRecord":
+    def from_row(cls, row: Mapping[str, Any], where: str = "row") -> TaskRecord:
         """Parse a parquet row; a bad row fails naming ``where`` and the column."""
         missing = [c for c in REQUIRED_COLUMNS if row.get(c) is None]
         if missing:

@@ -34,7 +34,7 @@ tricky strings and thousands of random mixed-script strings the output equals Lu
 from __future__ import annotations
 
 import threading
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from verl_rec.retrieval.bm25s.porter_stemmer import porter_stem, snowball_agrees
 from verl_rec.retrieval.bm25s.standard_tokenizer import tokenize

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from array import array
-from typing import Sequence
+from collections.abc import Sequence
 
 
 def _consonants(w: str) -> list[bool]:

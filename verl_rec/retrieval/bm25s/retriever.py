@@ -20,8 +20,9 @@ import logging
 import os
 import threading
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -24,10 +24,11 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -122,7 +123,7 @@ def _set_torch_threads(threads: int | None) -> Callable[[], None]:
 def build_embeddings(
     corpus_path: str | Path,
     out_dir: str | Path,
-    encoder_config: "EncoderConfig | Mapping[str, Any] | str | Encoder",
+    encoder_config: EncoderConfig | Mapping[str, Any] | str | Encoder,
     fmt: CorpusFormat = CorpusFormat(),
     batch_size: int | None = None,
     chunk_size: int = 1024,

@@ -38,9 +38,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -93,7 +94,7 @@ class EncoderConfig:
             raise EncoderError(f"batch_size must be >= 1, got {self.batch_size!r}")
 
     @classmethod
-    def of(cls, value: "EncoderConfig | Mapping[str, Any] | str") -> "EncoderConfig":
+    def of(cls, value: EncoderConfig | Mapping[str, Any] | str) -> EncoderConfig:
         """Accept a config, a plain mapping (recipes, metadata JSON) or a bare model path/name."""
         if isinstance(value, EncoderConfig):
             return value
@@ -108,7 +109,7 @@ class EncoderConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def with_overrides(self, overrides: "EncoderConfig | Mapping[str, Any] | None") -> "EncoderConfig":
+    def with_overrides(self, overrides: EncoderConfig | Mapping[str, Any] | None) -> EncoderConfig:
         """This config with ``overrides`` (a mapping of changed fields, or a whole config) applied."""
         if overrides is None:
             return self
@@ -236,7 +237,7 @@ def _check_device(device: str) -> None:
 class Encoder:
     """Encode queries and documents into float32 vectors (rows L2-normalised when configured)."""
 
-    def __init__(self, config: "EncoderConfig | Mapping[str, Any] | str") -> None:
+    def __init__(self, config: EncoderConfig | Mapping[str, Any] | str) -> None:
         config = EncoderConfig.of(config)
         _check_device(config.device)
         folder = resolve_model_folder(config.model)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import Sequence
+from collections.abc import Sequence
 
 from verl_rec.retrieval.corpus import CorpusFormat
 from verl_rec.retrieval.lucene.build import build_lucene_index, index_main

@@ -34,9 +34,10 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Any
 
 from verl_rec.metrics import first_positions
 from verl_rec.retrieval.service.batching import Batch, Reply, Request, normalise_targets, request_key
@@ -88,8 +89,8 @@ class RetrievalService:
         self._pending: list[Request] = []
         # request key -> the replies waiting for it while its batch is in the engine
         self._running: dict[tuple, list[tuple[Reply, int]]] = {}
-        self._drainer: Optional[asyncio.Future] = None
-        self._full: Optional[asyncio.Future] = None  # set when the open window may close early
+        self._drainer: asyncio.Future | None = None
+        self._full: asyncio.Future | None = None  # set when the open window may close early
         self._callers: dict[str, float] = {}  # caller id -> when it last sent a call
         self._window_callers: set[str] = set()  # callers with a request in the pending batch
         # one engine thread: batches run in order (engines parallelise inside a batch)
@@ -105,7 +106,7 @@ class RetrievalService:
         return dict(await self._one(query, k, normalise_targets(targets)))
 
     async def target_positions_many(self, requests: Sequence[tuple[str, int, Sequence[str]]],
-                                    caller: Optional[str] = None) -> list[Any]:
+                                    caller: str | None = None) -> list[Any]:
         """Many ``(query, k, targets)`` requests in one call, answered in order.
 
         A request that failed has a ``RuntimeError`` in its slot (the others are still answered).
@@ -152,7 +153,7 @@ class RetrievalService:
                 "config": asdict(self.config), **asdict(self.stats)}
 
     # ---- batching ---------------------------------------------------------------------
-    async def _one(self, query: str, k: int, targets: Optional[tuple[str, ...]]) -> Any:
+    async def _one(self, query: str, k: int, targets: tuple[str, ...] | None) -> Any:
         reply = Reply(1, asyncio.get_running_loop().create_future())
         self._submit(query, k, targets, reply, 0)
         answer = (await reply.future if reply.missing else reply.answers)[0]
@@ -160,7 +161,7 @@ class RetrievalService:
             raise answer
         return answer
 
-    def _submit(self, query: str, k: int, targets: Optional[tuple[str, ...]], reply: Reply, slot: int) -> None:
+    def _submit(self, query: str, k: int, targets: tuple[str, ...] | None, reply: Reply, slot: int) -> None:
         """Answer slot ``slot`` of ``reply`` from the cache, from the same request in flight, or
         from the next engine batch. Answers are shared with the cache: callers copy them."""
         self.stats.requests += 1
@@ -190,7 +191,7 @@ class RetrievalService:
         if self._window_complete(now):
             self._close_window()
 
-    def _window_complete(self, now: Optional[float] = None) -> bool:
+    def _window_complete(self, now: float | None = None) -> bool:
         """Nothing more to wait for: a full batch, or a call from every caller seen recently."""
         if len(self._pending) >= self.config.max_batch_size:
             return True
@@ -239,7 +240,7 @@ class RetrievalService:
             else:
                 self._deliver(batch, *answers)
 
-    def _start_next(self) -> Optional[tuple[Batch, asyncio.Future]]:
+    def _start_next(self) -> tuple[Batch, asyncio.Future] | None:
         """Send the next ``max_batch_size`` pending requests to the engine thread (None if none)."""
         if not self._pending:
             return None

@@ -6,7 +6,8 @@ Kept apart from the actor so that the batching policy (:mod:`.actor`) reads as p
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 
 class Reply:
@@ -33,7 +34,7 @@ class Reply:
 
 
 # (query, k, normalised targets or None for a full ranking, cache key, reply, slot in the reply)
-Request = tuple[str, int, Optional[tuple[str, ...]], tuple, Reply, int]
+Request = tuple[str, int, tuple[str, ...] | None, tuple, Reply, int]
 
 
 class Batch:
@@ -49,7 +50,7 @@ class Batch:
             self.by_query.setdefault(request[0], []).append(request)
 
 
-def request_key(query: str, k: int, targets: Optional[tuple[str, ...]]) -> tuple:
+def request_key(query: str, k: int, targets: tuple[str, ...] | None) -> tuple:
     """Cache and in-flight key: a full ranking, or the positions of one target set."""
     return (query, k) if targets is None else (query, k, targets)
 

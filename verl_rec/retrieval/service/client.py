@@ -6,7 +6,8 @@ import asyncio
 import logging
 import os
 import socket
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from verl_rec.retrieval.service.actor import RetrievalService
 from verl_rec.retrieval.service.config import ServiceConfig
@@ -54,7 +55,7 @@ class RetrievalClient:
         self.coalesce = coalesce
         self._handle = None
         self._queue: list[tuple[str, int, list[str], asyncio.Future]] = []
-        self._sender: Optional[asyncio.Future] = None
+        self._sender: asyncio.Future | None = None
         self.caller_id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
 
     def _service(self):

@@ -21,7 +21,7 @@ class ServiceConfig:
     num_cpus: float = 1.0
 
     @classmethod
-    def from_mapping(cls, values: Any) -> "ServiceConfig":
+    def from_mapping(cls, values: Any) -> ServiceConfig:
         values = dict(values)
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(values) - known)
