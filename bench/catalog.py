@@ -14,7 +14,7 @@ builds text whose statistics look like real product text:
   words) and its own set of Zipf-distributed brands;
 * a title (brand, an alphanumeric model token such as ``kq4821``, 4-9 words drawn mostly from
   the category) and a description of ~50 words (65 % global, 35 % category words): ~60 tokens
-  per product, the size measured in ``shared/notes/retrieval-engines.md``;
+  per product, about the size of an ESCI product's title and description;
 * ASIN-like ids (``B0`` + 8 base-36 characters, a bijection of the index) so that Lucene's
   tie-break by id string is not the index order.
 

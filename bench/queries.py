@@ -13,8 +13,8 @@ repeats. Two query lengths:
 * ``short``: 3-8 words from the target's title (brand, model token, title words) and
   description, with some words of its category (what an untrained policy writes);
 * ``long``: ~180 words (150-210), a keyword dump of the target's title (repeated), description
-  words, category and general words (what Rec-R1's trained policy wrote, defect 8 of
-  ``shared/notes/rec-r1-method.md``).
+  words, category and general words (what Rec-R1's trained policy wrote: the reward hacking
+  listed in ``docs/fidelity.md``).
 
 Outputs look like ``<think>...</think>\\n<answer>{"query": "..."}</answer><|im_end|>``; about 2 %
 are malformed (missing tag, broken JSON, text after the answer) and score -2 in every path.

@@ -5,7 +5,7 @@
 On the same synthetic catalog (:mod:`bench.catalog`) and the same GRPO-shaped model outputs
 (:mod:`bench.queries`), at k=1000, it measures in one process tree:
 
-* ``paper loop``: the Rec-R1 released reward (defect 5 of ``shared/notes/rec-r1-method.md``):
+* ``paper loop``: the Rec-R1 released reward (``docs/fidelity.md``, one sample at a time):
   per sample, sequentially, a format check, ONE single-query pyserini
   ``LuceneSearcher.search(q, k=1000)``, then NDCG@1000 from the hit list;
 * ``ours/<backend>``: our reward path end to end, driven as veRL 0.9 drives it. ``--workers``

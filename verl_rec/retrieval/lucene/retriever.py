@@ -7,7 +7,7 @@ the query). They are never wrapped in ``contents:`` — the StandardTokenizer ke
 first query word.
 
 Ranking and ties (read from the bytecode of Anserini 1.7.1's ``SimpleSearcher._search`` and
-``ScoreTiesAdjusterReranker``; details in ``notes_lucene_ties.md`` at the repository root):
+``ScoreTiesAdjusterReranker``):
 
 1. Lucene collects the top ``k`` by ``Sort(score desc, docid-string asc)``: exact float32 BM25
    ties are broken by the *string* id ascending (byte order: "10" < "9"), also at the cut-off.
