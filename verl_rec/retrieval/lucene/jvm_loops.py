@@ -44,8 +44,8 @@ def top_numbers_loop(searcher: Any, generator: Any, analyzer: Any, sort: Any, k:
     sort, true)`` and the ``int[]`` read-back ``numbers`` (:func:`doc_numbers_handle`, the one
     the caller already built) for every text. The per-query path makes four JNI calls per query
     and takes the GIL back after each, competing with the service's event loop every time; a
-    chunk takes it back once (``bench.profile``, 1.2M products, 2 threads: 289 -> 361
-    queries/s). A query Lucene rejects gets ``null``.
+    chunk takes it back once (measured in docs/performance.md). A query Lucene rejects gets
+    ``null``.
     """
     from jnius import autoclass
 

@@ -58,7 +58,7 @@ class LuceneRetriever(Retriever):
     says. Most of its cost is pyjnius turning every hit into a Python proxy object.
     ``engine="direct"`` runs the same Anserini steps per query from Python (same query, sort,
     tie adjustment: identical ids and scores, checked in tests) but reads each ranking as two
-    Java arrays; it was 1.5-3x faster on the Vaswani collection.
+    Java arrays, which is faster (``python -m bench.profile``).
     :meth:`target_positions` (what the reward service calls) takes the direct path whatever
     ``engine`` says, reads no ids at all, and runs chunks of distinct queries on ``threads``
     threads, one Java call per chunk (pyjnius releases the GIL while Java runs).

@@ -132,9 +132,9 @@ class RetrievalService:
         ``queries``, run straight in the engine thread: no batching, dedupe, cache or counters.
 
         The engine without the plumbing, in the same process, memory and (for Lucene) JIT state
-        as the batches it serves: the reference a plumbing measurement needs. The same engine
-        opened in another process runs the same calls up to ~8% faster or slower (bm25s, 1.2M
-        products), more than the plumbing being measured.
+        as the batches it serves: the reference a plumbing measurement needs, since the same
+        engine opened in another process differs by more than the plumbing does
+        (docs/performance.md).
         """
         if len(queries) != len(targets):
             raise ValueError(f"{len(queries)} queries but {len(targets)} target lists")
