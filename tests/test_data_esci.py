@@ -196,7 +196,7 @@ def test_bad_inputs_name_file_and_column(tmp_path: Path, capsys: pytest.CaptureF
 
 
 def test_cli_entry_point_and_file_url(tmp_path: Path) -> None:
-    """``python -m data_preprocess.esci`` runs as a command; inputs may be file:// URLs."""
+    """``python -m verl_rec.data_preprocess.esci`` runs as a command; inputs may be file:// URLs."""
     raw = write_release(tmp_path / "raw")
     env_cache = tmp_path / "cache"
     result = subprocess.run(
