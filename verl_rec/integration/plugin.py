@@ -4,7 +4,8 @@ Registers, in every process that imports veRL (driver, TaskRunner, Ray workers):
 
 * the ``rec_r1`` reward manager, once veRL imports its reward-manager registry;
 * the CPU backend: the ``cpu`` platform (selected by ``VERL_PLATFORM=cpu``), FSDP engines for
-  device ``cpu`` and the ``hf`` rollout (see :mod:`verl_rec.cpu_backend`).
+  device ``cpu`` and the ``hf`` rollout (see :mod:`verl_rec.cpu_backend`);
+* the recipes' OmegaConf resolvers (:mod:`verl_rec.recipes.resolvers`).
 
 veRL swallows plugin errors at DEBUG level, so a broken registration would fail silently far
 away (e.g. "Unknown reward manager: rec_r1" inside a Ray worker). This module never raises
@@ -25,8 +26,10 @@ def _register_reward_manager(_registry_module) -> None:
 def _register() -> None:
     from verl_rec.cpu_backend.registration import register_platform, registry_hooks
     from verl_rec.integration.import_hooks import when_imported
+    from verl_rec.recipes.resolvers import register_resolvers
 
     register_platform()
+    register_resolvers()  # the recipes' ${verl_rec.attn_implementation:}, wherever veRL resolves the config
     for module_name, callback in registry_hooks():
         when_imported(module_name, callback)
     when_imported(REWARD_REGISTRY_MODULE, _register_reward_manager)

@@ -19,6 +19,7 @@ from verl import DataProto
 from verl.experimental.reward_loop.reward_manager import register
 from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
 
+from verl_rec.retrieval.service.client import RetrievalClient
 from verl_rec.reward.scorer import ServiceScorer
 from verl_rec.tasks.formats import DEFAULT_FORMAT
 
@@ -32,6 +33,8 @@ class RecR1RewardManager(RewardManagerBase):
     def __init__(self, config, tokenizer, compute_score=None, reward_router_address=None, reward_model_tokenizer=None):
         super().__init__(config, tokenizer, compute_score)
         self.scorer = ServiceScorer.from_reward_kwargs(config.reward.get("reward_kwargs"))
+        if isinstance(self.scorer.service, RetrievalClient):  # a GPU engine without a free GPU fails the job now
+            self.scorer.service.check_can_start()
 
     async def run_single(self, data: DataProto) -> dict:
         item = data[-1:][0]

@@ -19,6 +19,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from verl_rec.recipes.resolvers import register_resolvers
+
+register_resolvers()  # ${verl_rec.attn_implementation:} in the recipes
+
 RECIPES_DIR = Path(__file__).resolve().parent
 SEARCHPATH = "pkg://verl_rec.recipes"
 

@@ -21,8 +21,9 @@ every worker talks to ONE named Ray actor per node (``get_if_exists``) that:
   strings; ``target_positions_many`` takes many requests in one Ray call (what
   :class:`~verl_rec.retrieval.service.client.RetrievalClient` sends).
 
-Scaling: the service is named per node (``<name>@<node_id>``) and pinned to that node, so a
-multi-node job gets one service per node and each reward worker talks to its local one. A
+Scaling: the service is named per engine and per node (``<name>-<backend>-<digest>@<node_id>``,
+:mod:`.placement`) and pinned to that node, so a multi-node job gets one service per node, each
+reward worker talks to its local one, and jobs with different indexes never share one. A
 dead service is restarted by Ray (``max_restarts=-1``); a request in flight when it died
 fails and is scored as a retrieval error by the caller; the next request reaches the new
 process. This module knows nothing of veRL or LLMs.
@@ -63,6 +64,21 @@ class ServiceStats:
     max_batch: int = 0
     engine_seconds: float = 0.0  # wall time inside the engine: the rest of a request's time is plumbing
     batch_sizes: list[int] = field(default_factory=list)
+
+
+def _ray_placement() -> dict[str, Any]:
+    """The Ray node, actor name and GPUs of this process (None outside a Ray actor)."""
+    placement: dict[str, Any] = {"node_id": None, "actor_name": None, "gpu_ids": None}
+    try:
+        import ray
+
+        if ray.is_initialized():
+            context = ray.get_runtime_context()
+            placement.update(node_id=context.get_node_id(), actor_name=context.get_actor_name(),
+                             gpu_ids=list(context.get_accelerator_ids().get("GPU", [])))
+    except Exception:  # outside Ray (tests, benchmarks in-process): nothing to report
+        logger.debug("no Ray placement to report", exc_info=True)
+    return placement
 
 
 class RetrievalService:
@@ -148,8 +164,8 @@ class RetrievalService:
         return await asyncio.get_running_loop().run_in_executor(self._engine_thread, work)
 
     def info(self) -> dict[str, Any]:
-        """Process id, start-up time, counters: what the tests and logs look at."""
-        return {"pid": os.getpid(), "startup_s": self.startup_s, "cache_entries": len(self.cache),
+        """Process id, where it runs, start-up time, counters: what the tests and logs look at."""
+        return {"pid": os.getpid(), **_ray_placement(), "startup_s": self.startup_s, "cache_entries": len(self.cache),
                 "config": asdict(self.config), **asdict(self.stats)}
 
     # ---- batching ---------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Find or start the node's retrieval service, and talk to it from any Ray process."""
+"""Find or start the node's retrieval service for an engine, and talk to it from any Ray process."""
 
 from __future__ import annotations
 
@@ -11,19 +11,48 @@ from typing import Any
 
 from verl_rec.retrieval.service.actor import RetrievalService
 from verl_rec.retrieval.service.config import ServiceConfig
+from verl_rec.retrieval.service.placement import check_node_gpus, reserved_gpus, service_name
 
 logger = logging.getLogger(__name__)
 
 
-def service_name(config: ServiceConfig, node_id: str) -> str:
-    return f"{config.name}@{node_id}"
+def _node_gpus(node_id: str) -> tuple[float, float | None]:
+    """Ray's GPU count on node ``node_id``, and how many are free (None when Ray cannot say)."""
+    import ray
+
+    total = next((float(n["Resources"].get("GPU", 0)) for n in ray.nodes() if n["NodeID"] == node_id), 0.0)
+    try:  # no public per-node view of free resources in Ray 2.x; the cluster-wide one is an upper bound
+        from ray._private.state import available_resources_per_node
+
+        available = float(available_resources_per_node().get(node_id, {}).get("GPU", 0))
+    except Exception:
+        available = float(ray.available_resources().get("GPU", 0))
+    return total, available
+
+
+def check_can_start(config: ServiceConfig) -> None:
+    """Refuse now, with what to do, a service this node cannot host (a GPU engine on a node
+    without a free GPU), rather than leave it pending in Ray while every reward waits on it."""
+    import ray
+
+    if reserved_gpus(config) <= 0:
+        return
+    node_id = ray.get_runtime_context().get_node_id()
+    try:
+        ray.get_actor(service_name(config, node_id), namespace=config.namespace)
+        return  # already running: its GPU is the one it holds
+    except ValueError:
+        pass
+    check_node_gpus(config, node_id, *_node_gpus(node_id))
 
 
 def get_or_start_service(config: ServiceConfig):
-    """The handle of this node's service, created on first use (``get_if_exists``)."""
+    """The handle of this node's service for ``config``'s engine, created on first use
+    (``get_if_exists``; see :mod:`.placement` for its name and its GPU)."""
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+    check_can_start(config)
     node_id = ray.get_runtime_context().get_node_id()
     actor_cls = ray.remote(RetrievalService)
     return actor_cls.options(
@@ -33,6 +62,7 @@ def get_or_start_service(config: ServiceConfig):
         max_restarts=-1,
         max_concurrency=10_000,
         num_cpus=config.num_cpus,
+        num_gpus=reserved_gpus(config),
         scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node_id, soft=False),
     ).remote(config)
 
@@ -57,6 +87,10 @@ class RetrievalClient:
         self._queue: list[tuple[str, int, list[str], asyncio.Future]] = []
         self._sender: asyncio.Future | None = None
         self.caller_id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+
+    def check_can_start(self) -> None:
+        """Fail now if this node cannot host the service (see :func:`check_can_start`)."""
+        check_can_start(self.config)
 
     def _service(self):
         if self._handle is None:

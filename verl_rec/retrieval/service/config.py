@@ -19,6 +19,12 @@ class ServiceConfig:
     name: str = "verl_rec_retrieval"
     namespace: str = "verl_rec"
     num_cpus: float = 1.0
+    num_gpus: float | None = None  # None: 1 when the engine runs on a GPU, else 0 (see .placement)
+
+    def __post_init__(self) -> None:
+        from verl_rec.retrieval.service.placement import reserved_gpus
+
+        reserved_gpus(self)  # a GPU engine that reserves no GPU is refused here, before any process starts
 
     @classmethod
     def from_mapping(cls, values: Any) -> ServiceConfig:
