@@ -7,6 +7,7 @@ from verl_rec.tasks.formats import FormatSpec
 
 GOOD = '<think>short reasoning</think>\n<answer>{"query": "red running shoes"}</answer>'
 RERANK = FormatSpec(answer_key="reranked_items")
+STRICT = FormatSpec(format_rule="strict")
 
 
 def test_valid_output_gives_the_query_and_the_thought():
@@ -33,9 +34,6 @@ def test_valid_output_gives_the_query_and_the_thought():
         ('</think>a<think><answer>{"query": "x"}</answer>', FormatError.WRONG_ORDER),
         ('<think>a</think></answer>{"query": "x"}<answer>', FormatError.WRONG_ORDER),
         ('<think>a<answer>{"query": "x"}</answer></think>', FormatError.WRONG_ORDER),
-        ('Sure! <think>a</think><answer>{"query": "x"}</answer>', FormatError.TEXT_OUTSIDE_TAGS),
-        ('<think>a</think> so <answer>{"query": "x"}</answer>', FormatError.TEXT_OUTSIDE_TAGS),
-        ('<think>a</think><answer>{"query": "x"}</answer> done', FormatError.TEXT_OUTSIDE_TAGS),
         ("<think>a</think><answer>red shoes</answer>", FormatError.BAD_JSON),
         ('<think>a</think><answer>{"query": "x"</answer>', FormatError.BAD_JSON),
         ("<think>a</think><answer>" + "[" * 100000 + "</answer>", FormatError.BAD_JSON),
@@ -52,6 +50,25 @@ def test_valid_output_gives_the_query_and_the_thought():
 def test_every_rejection_reason(text, reason):
     parsed = parse_output(text)
     assert not parsed.ok and parsed.error is reason and parsed.answer is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'Sure! <think>a</think><answer>{"query": "x"}</answer>',
+        '<think>a</think> so <answer>{"query": "x"}</answer>',
+        '<think>a</think><answer>{"query": "x"}</answer> done',
+    ],
+)
+def test_text_outside_tags_fails_only_the_strict_rule(text):
+    parsed = parse_output(text, STRICT)
+    assert not parsed.ok and parsed.error is FormatError.TEXT_OUTSIDE_TAGS and parsed.answer is None
+    assert parse_output(text).answer == "x"  # the released rule (the default) allows it
+
+
+def test_an_unknown_format_rule_fails():
+    with pytest.raises(ValueError, match="format_rule"):
+        FormatSpec(format_rule="lenient")
 
 
 def test_query_too_long_only_when_capped():
@@ -86,16 +103,18 @@ def test_special_tokens_are_removed_anywhere():
     assert parse_output(GOOD + "<|im_end|><|endoftext|>").ok
     assert parse_output(GOOD + "</s>").ok
     assert parse_output("<|im_start|>" + GOOD).answer == "red running shoes"
-    # a role header is text, not a token: the response must not carry one
-    assert parse_output("<|im_start|>assistant\n" + GOOD).error is FormatError.TEXT_OUTSIDE_TAGS
+    # a role header is text, not a token: the strict rule rejects it, the released rule allows it
+    assert parse_output("<|im_start|>assistant\n" + GOOD, STRICT).error is FormatError.TEXT_OUTSIDE_TAGS
+    assert parse_output("<|im_start|>assistant\n" + GOOD).answer == "red running shoes"
     assert strip_special_tokens("a<|eot_id|>b") == "ab"
     # an ordinary "<|" in text is not a token
     assert strip_special_tokens("a <| b |> c") == "a <| b |> c"
 
 
-def test_code_fenced_json_is_accepted():
+def test_code_fenced_json_is_accepted_by_the_strict_rule_only():
     text = '<think>a</think><answer>```json\n{"query": "red shoes"}\n```</answer>'
-    assert parse_output(text).answer == "red shoes"
+    assert parse_output(text, STRICT).answer == "red shoes"
+    assert parse_output(text).error is FormatError.BAD_JSON  # released: json.loads of the fenced text fails
 
 
 def test_prefilled_think():

@@ -14,7 +14,8 @@ from verl_rec.reward.parsing import ParsedOutput, parse_output
 from verl_rec.reward.scoring import RewardSpec, reward_from_metric, score_ranking
 from verl_rec.tasks.formats import FormatSpec
 
-EXTRA_KEYS = {"format_ok", "retrieval_error", "query_words", "ndcg@1000", "ndcg@10", "recall@100"}
+EXTRA_KEYS = {"format_ok", "retrieval_error", "query_words", "query_repeated_words", "query_repeat_share",
+              "ndcg@1000", "ndcg@10", "recall@100"}
 
 
 class WordIndexRetriever(Retriever):
@@ -124,10 +125,11 @@ def test_settings_keys_are_the_spec_fields_and_both_entry_points_take_them():
     assert REWARD_KEYS == tuple(f.name for f in fields(RewardSpec))
     assert set(RECIPE_FORMAT_KEYS) < set(FORMAT_KEYS) == {f.name for f in fields(FormatSpec)}
     values = {"metric": "recall@5", "eval_metrics": ["ndcg@10"], "format_penalty": -1.0, "bonus": 0.2,
-              "retrieval_error_score": -0.5}
+              "retrieval_error_score": -0.5, "repeat_penalty": 0.3, "length_penalty": 0.01, "length_penalty_after": 20}
     assert set(values) == set(REWARD_KEYS)
     assert RewardSettings.from_mapping(values).reward == split_kwargs(values)[1] == RewardSpec(
-        metric="recall@5", eval_metrics=("ndcg@10",), format_penalty=-1.0, bonus=0.2, retrieval_error_score=-0.5)
+        metric="recall@5", eval_metrics=("ndcg@10",), format_penalty=-1.0, bonus=0.2, retrieval_error_score=-0.5,
+        repeat_penalty=0.3, length_penalty=0.01, length_penalty_after=20)
     settings = RewardSettings.from_mapping({"think_prefilled": True, "max_query_words": 3})
     assert settings.format_spec("rerank") == FormatSpec(answer_key="reranked_items", think_prefilled=True, max_query_words=3)
     with pytest.raises(KeyError, match="answer_key"):  # the prompt format decides it, not the recipe
