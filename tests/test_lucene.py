@@ -82,8 +82,7 @@ def test_build_errors_name_the_corpus(tmp_path: Path) -> None:
 def test_build_is_quiet_unless_verbose(tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
     """The Java indexer's INFO lines and JVM warnings go to <index>/build.log, and to the console
     only when asked; our own lines (CLI: what is built, the result) still print."""
-    from data_preprocess import build_index
-
+    from verl_rec.data_preprocess import build_index
     from verl_rec.retrieval.index_metadata import BUILD_LOG, METADATA_FILE
 
     corpus = tmp_path / "c.jsonl"
