@@ -171,3 +171,12 @@ def test_resolve_input_bad_url_names_it(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="absent.csv"):
         resolve_input(url, cache_dir=tmp_path / "cache", progress=False)
     assert not list((tmp_path / "cache").rglob("*.part"))  # no half-written file left behind
+
+
+def test_fewer_train_queries_than_val_size_fails(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    queries, items = write_release(tmp_path / "raw")
+    out = tmp_path / "out"
+    assert main(["--queries", str(queries), "--items", str(items), "--out", str(out), "--val-size", "1000"]) == 2
+    err = capsys.readouterr().err
+    assert "no training query left" in err and "--val-size 1000" in err
+    assert not (out / "train.parquet").exists()

@@ -207,3 +207,80 @@ def test_cli_entry_point_and_file_url(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "wrote" in result.stdout and (tmp_path / "out" / "test.parquet").is_file()
     assert list(env_cache.rglob("shopping_queries_dataset_examples.parquet"))
+
+
+def write_sampled_corpus(path: Path, ids: list[str]) -> Path:
+    """A sampled corpus JSONL (the paper's kind): one {"id", "contents"} per product."""
+    with path.open("w") as handle:
+        for doc_id in ids:
+            handle.write(json.dumps({"id": doc_id, "contents": f"product {doc_id}"}) + "\n")
+    return path
+
+
+def test_released_split_on_the_sampled_corpus(tmp_path: Path) -> None:
+    """--corpus-jsonl keeps the released training set: queries in order of first appearance, val =
+    the first --val-size, train = the rest; a train query with a test query's text is kept (noted);
+    with a category map, train targets without a category are dropped."""
+    reordered = [q for q in QUERIES if q[0] == 18] + [q for q in QUERIES if q[0] != 18]  # 18 appears first
+    raw = write_release(tmp_path / "raw", queries=reordered)
+    corpus = write_sampled_corpus(tmp_path / "sampled.jsonl", [*CATEGORIES, "B09EMPTY"])
+    out = tmp_path / "out"
+    assert main(["--examples", str(raw["examples"]), "--corpus-jsonl", str(corpus), "--category-map",
+                 str(raw["categories"]), "--out", str(out), "--val-size", "2"]) == 0
+    val = read_records(out / "val.parquet")
+    train = read_records(out / "train.parquet")
+    assert [r.record_id for r in val] == ["esci-18", "esci-10"]  # first appearance, not sorted ids nor a sample
+    assert [r.record_id for r in train] == ["esci-11", "esci-12", "esci-13"]  # 13 shares a test query's text: kept
+    assert val[0].qrels == {"B07SPOR": 1.0}  # B09EMPTY is in the corpus but has no category
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["settings"]["split_rule"] == "released"
+    assert manifest["notes"] == {"train_queries_whose_text_is_a_test_query_kept": 1}
+    assert manifest["dropped"]["train_target_without_category"] == 1
+    assert "train_query_text_also_in_test" not in manifest["dropped"]
+    # the same corpus with --split disjoint: the query that shares a test query's text is dropped
+    assert main(["--examples", str(raw["examples"]), "--corpus-jsonl", str(corpus), "--out", str(tmp_path / "d"),
+                 "--val-size", "2", "--split", "disjoint"]) == 0
+    kept = {r.record_id for name in ("train", "val") for r in read_records(tmp_path / "d" / f"{name}.parquet")}
+    assert kept == {"esci-10", "esci-11", "esci-12", "esci-18"}
+
+
+def test_transfer_trains_on_chosen_domains_and_validates_on_another(tmp_path: Path) -> None:
+    raw = write_release(tmp_path / "raw")
+    out = tmp_path / "out"
+    assert main(["--examples", str(raw["examples"]), "--products", str(raw["products"]), "--category-map",
+                 str(raw["categories"]), "--out", str(out), "--val-size", "5",
+                 "--train-domains", "Video_Games,Office_Products", "--val-domains", "Baby_Products"]) == 0
+    train, val = read_records(out / "train.parquet"), read_records(out / "val.parquet")
+    assert sorted(r.record_id for r in train) == ["esci-10", "esci-12"]
+    assert {r.data_source for r in train} == {"esci/Video_Games", "esci/Office_Products"}
+    assert [(r.record_id, r.data_source) for r in val] == [("esci-11", "esci/Baby_Products")]
+    # every test domain is still written, so that an evaluation reports each of them
+    assert {p.name for p in out.glob("test_*.parquet")} == {
+        "test_Video_Games.parquet", "test_Baby_Products.parquet", "test_Office_Products.parquet",
+        "test_Sports_and_Outdoors.parquet", "test_other.parquet"}
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["dropped"]["train_query_outside_train_domains"] == 2  # 11 (Baby: val) and 18 (Sports)
+    assert manifest["settings"]["train_domains"] == ["Video_Games", "Office_Products"]
+
+
+def test_transfer_options_are_checked(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    raw = write_release(tmp_path / "raw")
+    base = ["--examples", str(raw["examples"]), "--products", str(raw["products"]), "--out", str(tmp_path / "o")]
+    _fails([*base, "--train-domains", "Video_Games"], capsys, "--category-map")
+    _fails([*base, "--category-map", str(raw["categories"]), "--train-domains", "Toys"], capsys, "unknown domain", "Toys")
+    _fails([*base, "--category-map", str(raw["categories"]), "--val-domains", "Video_Games"], capsys, "--train-domains")
+
+
+def test_fewer_train_queries_than_val_size_fails_instead_of_an_empty_train(tmp_path: Path,
+                                                                           capsys: pytest.CaptureFixture) -> None:
+    raw = write_release(tmp_path / "raw")
+    out = tmp_path / "out"
+    _fails(["--examples", str(raw["examples"]), "--products", str(raw["products"]), "--out", str(out),
+            "--val-size", "4"], capsys, "no training query left", "4 train-split queries", "--val-size 4")
+    assert not (out / "train.parquet").exists()
+    _fails(["--examples", str(raw["examples"]), "--products", str(raw["products"]), "--category-map",
+            str(raw["categories"]), "--out", str(out), "--train-domains", "Sports_and_Outdoors", "--val-size", "1"],
+           capsys, "no training query left", "Sports_and_Outdoors")
+    assert main(["--examples", str(raw["examples"]), "--products", str(raw["products"]), "--out", str(out),
+                 "--val-size", "3"]) == 0
+    assert len(read_records(out / "train.parquet")) == 1

@@ -138,3 +138,15 @@ def test_bad_inputs(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["--records", str(records), "--corpus", str(corpus), "--run", str(bad_run), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert f"{bad_run}:1" in err and "rank" in err
+
+
+def test_a_file_with_no_record_kept_fails_instead_of_an_empty_output(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    records, run, corpus = write_inputs(tmp_path / "raw")
+    out = tmp_path / "o"
+    # a run whose candidate lists all miss their targets: no record can be kept
+    far = tmp_path / "far.trec"
+    far.write_text("".join(f"q{i} Q0 D{(i + 30) % N_DOCS:02d} 1 9.0 x\n" for i in range(N_RECORDS)))
+    assert main(["--records", str(records), "--corpus", str(corpus), "--run", str(far), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert str(records) in err and "none of its 30 records" in err and "no_relevant_item_among_candidates" in err
+    assert not (out / records.name).exists()

@@ -163,3 +163,15 @@ def test_bad_inputs_name_file_and_column(tmp_path: Path, capsys: pytest.CaptureF
 
     assert main(["--category", "Nope", "--dir", str(raw), "--out", str(tmp_path / "out")]) == 2
     assert "meta_Nope.jsonl does not exist" in capsys.readouterr().err
+
+
+def test_no_train_record_fails_instead_of_an_empty_train(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    raw = write_release(tmp_path / "raw")
+    train = raw / f"{CATEGORY}.train.csv"
+    unknown = tmp_path / "unknown_items.csv"
+    pd.read_csv(train).assign(parent_asin="NOPE", history="NOPE2").to_csv(unknown, index=False)
+    out = tmp_path / "out"
+    assert main(["--category", CATEGORY, "--dir", str(raw), "--out", str(out), "--train", str(unknown)]) == 2
+    err = capsys.readouterr().err
+    assert "no training record left" in err and str(unknown) in err
+    assert not (out / "train.parquet").exists()

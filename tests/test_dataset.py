@@ -77,3 +77,53 @@ def test_bad_files_fail_early_naming_file_and_column(tmp_path, tokenizer):
     write_records(RECORDS[:1], good)
     with pytest.raises(KeyError, match="unknown prompt format 'bm25'"):
         load(good, tokenizer, prompt_format="bm25")
+
+
+def test_rerank_rows_carry_their_candidate_ids(tmp_path, tokenizer):
+    path = tmp_path / "records.parquet"
+    write_records(RECORDS, path)
+    item = load(path, tokenizer, prompt_format="rerank")[2]
+    assert item["extra_info"]["candidate_ids"] == ["Item_1", "Item_2"]  # the reward checks the permutation
+    assert "agent_name" not in item  # no pre-fill: veRL's default agent loop
+
+
+def test_paper_format_rows_select_the_prefill_agent_loop(tmp_path, tokenizer):
+    from verl_rec.integration.plugin import PREFILL_AGENT_LOOP
+
+    path = tmp_path / "records.parquet"
+    write_records(RECORDS[:1], path)
+    item = load(path, tokenizer, prompt_format="paper_sparse")[0]
+    assert item["agent_name"] == PREFILL_AGENT_LOOP == "verl_rec_prefill"
+    assert item["extra_info"]["prompt_format"] == "paper_sparse" and "candidate_ids" not in item["extra_info"]
+    assert "agent_name" not in load(path, tokenizer, prompt_format="bm25_query")[0]
+
+
+def test_overlong_prompt_filter_leaves_room_for_the_prefill(tmp_path, tokenizer):
+    path = tmp_path / "records.parquet"
+    write_records(RECORDS[:1], path)
+    fmt = get_format("paper_sparse")
+    without = len(tokenizer.apply_chat_template(fmt.messages(RECORDS[0]), add_generation_prompt=True, tokenize=True,
+                                                return_dict=False))
+    room = len(tokenizer.encode(fmt.assistant_prefill, add_special_tokens=False))
+    fits = load(path, tokenizer, prompt_format="paper_sparse", filter_overlong_prompts=True, max_prompt_length=without + room)
+    assert len(fits) == 1 and fits.max_prompt_length == without + room
+    too_long = load(path, tokenizer, prompt_format="paper_sparse", filter_overlong_prompts=True,
+                    max_prompt_length=without + room - 1)
+    assert len(too_long) == 0  # the chat template alone fits, the pre-filled prompt does not
+
+
+def test_list_columns_written_as_json_strings_are_read(tmp_path, tokenizer):
+    """A records file whose candidates/history columns hold JSON strings loads; a malformed one fails
+    naming the file, the row and the column."""
+    rows = [RECORDS[1].to_row(), RECORDS[2].to_row()]
+    for row in rows:
+        row["history"], row["candidates"] = json.dumps(row["history"]), json.dumps(row["candidates"])
+    path = tmp_path / "json_lists.parquet"
+    pd.DataFrame(rows).to_parquet(path)
+    assert "Rose Serum" in load(path, tokenizer, prompt_format="seqrec_query")[0]["raw_prompt"][1]["content"]
+    assert load(path, tokenizer, prompt_format="rerank")[1]["extra_info"]["candidate_ids"] == ["Item_1", "Item_2"]
+    rows[1]["candidates"] = '[{"id": "Item_1"'
+    bad = tmp_path / "bad_json.parquet"
+    pd.DataFrame(rows).to_parquet(bad)
+    with pytest.raises(ValueError, match=r"bad_json\.parquet row 1: column 'candidates' is a string that is not a JSON list"):
+        load(bad, tokenizer, prompt_format="rerank")

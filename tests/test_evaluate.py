@@ -184,6 +184,74 @@ def test_rerank_records(chain: Path, tmp_path: Path) -> None:
     assert 0.0 < first_stage < 1.0
 
 
+def test_reranked_lists_that_are_not_permutations_are_format_failures(chain: Path, tmp_path: Path) -> None:
+    """Answering only the relevant item, or repeating it, once scored a perfect NDCG: now each is a
+    format failure (``not_a_permutation``), averaged as 0 over every record."""
+    from verl_rec.data.rerank import RerankOptions, build_rerank
+    from verl_rec.retrieval.registry import open_retriever
+
+    with open_retriever("bm25s", str(chain / "index_bm25s")) as retriever:
+        build_rerank([chain / "test.parquet"], tmp_path / "rr", chain / "corpus.jsonl", retriever=retriever,
+                     options=RerankOptions(k=16))
+    path = tmp_path / "rr" / "test.parquet"
+    records = read_records(path)
+    hacks = tmp_path / "hacks.jsonl"
+    with hacks.open("w") as handle:
+        for i, r in enumerate(records):
+            relevant = [c.id for c in r.candidates if r.qrels.get(c.id, 0.0) > 0][:1]
+            items = relevant if i % 2 else relevant * 2 + ["Item_99"]
+            answer = json.dumps({"reranked_items": items})
+            handle.write(json.dumps({"record_id": r.record_id, "output": f"<think>ok</think><answer>{answer}</answer>"}) + "\n")
+    out = tmp_path / "res"
+    rows = evaluate(["--records", str(path), "--outputs", f"hacks={hacks}", "--out", str(out)])
+    total = next(row for row in rows if row["data_source"] == "ALL")
+    assert float(total["ndcg@10"]) == 0.0 and int(total["format_failures"]) == len(records)
+    assert {row["error"] for row in read_csv(out / "per_query.csv")} == {"not_a_permutation"}
+
+
+def test_model_generation_renders_the_prefill_and_reads_continuations(chain: Path, tmp_path: Path, monkeypatch) -> None:
+    """--model with a paper format: the prompts are rendered with the pre-fill (the formats reach the
+    generator), and outputs are read as continuations of the opened <think>."""
+    import verl_rec.evaluation.generate as generation
+    from verl_rec.tasks.formats import PAPER_PREFILL
+
+    seen = {}
+
+    def fake_generate(model_path, conversations, formats=None, **kwargs):
+        seen["formats"], seen["conversations"] = formats, conversations
+        queries = [c[1]["content"].split("```")[1] for c in conversations]
+        return ["keywords.</think><answer>" + json.dumps({"query": q}) + "</answer>" for q in queries], "fake"
+
+    monkeypatch.setattr(generation, "generate", fake_generate)
+    out = tmp_path / "res"
+    rows = evaluate(["--records", str(chain / "test.parquet"), "--backend", "bm25s", "--index", str(chain / "index_bm25s"),
+                     "--model", "m=/nowhere", "--prompt-format", "paper_sparse", "--limit", "4", "--out", str(out)])
+    assert [f.name for f in seen["formats"]] == ["paper_sparse"] * 4
+    assert all(f.assistant_prefill == PAPER_PREFILL for f in seen["formats"])
+    assert float(rows[-1]["format_failure_rate"]) == 0.0  # continuations of the pre-fill are well formed
+    assert evaluate_main(["--records", str(chain / "test.parquet"), "--backend", "bm25s", "--index",
+                          str(chain / "index_bm25s"), "--model", "m=/nowhere", "--prompt-format", "paper_sparse",
+                          "--limit", "4", "--no-think-prefilled", "--out", str(tmp_path / "res2")]) == 0
+    assert float(read_csv(tmp_path / "res2" / "results.csv")[-1]["format_failure_rate"]) == 1.0
+
+
+def test_render_prompts_adds_each_formats_prefill(tmp_path: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from verl_rec.devkit.tiny_model import build_tiny_model
+    from verl_rec.evaluation.generate import render_prompts
+    from verl_rec.tasks.formats import get_format
+
+    tokenizer = AutoTokenizer.from_pretrained(build_tiny_model(tmp_path / "tiny"))
+    record = TaskRecord("r", "esci", "search", {"a": 1.0}, query="red pen")
+    formats = [get_format("paper_sparse"), get_format("bm25_query")]
+    conversations = [f.messages(record) for f in formats]
+    prompts = render_prompts(tokenizer, conversations, formats)
+    assert prompts[0].endswith("<|im_start|>assistant\nLet me solve this step by step.\n<think>")
+    assert prompts[1] == render_prompts(tokenizer, conversations[1:])[0]
+    assert prompts[1].endswith("<|im_start|>assistant\n")
+
+
 def test_seqrec_records_use_history_as_raw_query(tmp_path: Path) -> None:
     corpus = tmp_path / "corpus.jsonl"
     docs = {"A": "rose face serum", "B": "lavender hand cream", "C": "argan hair oil", "D": "clay face mask"}

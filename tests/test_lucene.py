@@ -83,7 +83,6 @@ def test_build_is_quiet_unless_verbose(tmp_path: Path, capfd: pytest.CaptureFixt
     """The Java indexer's INFO lines and JVM warnings go to <index>/build.log, and to the console
     only when asked; our own lines (CLI: what is built, the result) still print."""
     from verl_rec.data_preprocess import build_index
-
     from verl_rec.retrieval.index_metadata import BUILD_LOG, METADATA_FILE
 
     corpus = tmp_path / "c.jsonl"
@@ -338,10 +337,61 @@ def test_java_exception_in_batch_falls_back_per_query(vaswani_lucene, caplog) ->
     finally:
         index_searcher.setMaxClauseCount(MAX_CLAUSES)
     assert hits[1].ids == [] and exact[0].ids == []
-    assert hits[0].ids == expected[0].ids and hits[2].ids == expected[1].ids
-    assert positions[1] == {}
+    assert hits[1].error and "TooManyClauses" in hits[1].error and exact[0].error  # refused, not a miss
+    assert hits[0].ids == expected[0].ids and hits[2].ids == expected[1].ids and hits[0].error is None
+    assert positions[1] is None  # refused: an error marker, not an empty position map
     assert [p for i, p in enumerate(positions) if i != 1] == [
         {doc: 7 * j for j, doc in enumerate(t)} for t in targets[:1] + targets[2:]]
+    assert "Lucene rejected query" in caplog.text
+
+
+@pytest.mark.slow
+def test_a_refused_query_is_a_retrieval_error_in_the_reward(vaswani_lucene, caplog) -> None:
+    """A query Lucene refuses (a real TooManyClauses) scores as a counted retrieval error, never as
+    a silent 0: through the batch scorer (compute_score, evaluation) and through the retrieval
+    service's answer to the reward manager's client."""
+    import asyncio
+
+    from jnius import autoclass
+
+    from verl_rec.retrieval.service.actor import RetrievalService
+    from verl_rec.retrieval.service.config import ServiceConfig
+    from verl_rec.reward.scorer import ServiceScorer, prepare, score_with_search
+    from verl_rec.reward.scoring import RewardSpec
+    from verl_rec.reward.settings import RewardSettings
+    from verl_rec.tasks.formats import FormatSpec
+
+    too_long = " ".join(f"zq{i}x" for i in range(1500))
+    good = "microwave dielectric constant"
+    target = vaswani_lucene.search([good], 5)[0].ids[:1]
+
+    def output(query: str) -> str:
+        return "<think>t</think><answer>" + json.dumps({"query": query}) + "</answer>"
+
+    service = RetrievalService.__new__(RetrievalService)  # the service body in-process, around the open engine
+    RetrievalService._setup(service, ServiceConfig(backend="lucene", index_path="-", batch_window_ms=0), vaswani_lucene)
+    scorer = ServiceScorer(RewardSettings.from_mapping({"eval_metrics": ["ndcg@10"]}))
+
+    class InProcess:  # the client's contract: the service's error slot arrives as an exception
+        async def target_positions(self, query, k, targets):
+            answer = (await service.target_positions_many([(query, k, targets)]))[0]
+            if isinstance(answer, BaseException):
+                raise answer
+            return answer
+
+    scorer.service = InProcess()
+    index_searcher = autoclass("org.apache.lucene.search.IndexSearcher")
+    index_searcher.setMaxClauseCount(1024)
+    try:
+        pendings = [prepare(output(q), target, FormatSpec(), RewardSpec()) for q in (too_long, good)]
+        batch = score_with_search(pendings, vaswani_lucene.search)
+        refused, found = (asyncio.run(scorer.score_text(output(q), target)) for q in (too_long, good))
+    finally:
+        index_searcher.setMaxClauseCount(MAX_CLAUSES)
+    for bad, ok in ((batch[0], batch[1]), (refused, found)):
+        assert (bad.score, bad.extra["retrieval_error"], bad.extra["format_ok"]) == (0.0, 1.0, 1.0)
+        assert ok.extra["retrieval_error"] == 0.0 and ok.score > 0.1
+    assert service.stats.refused_queries == 1 and len(service.cache) == 1  # the refusal is not cached
     assert "Lucene rejected query" in caplog.text
 
 

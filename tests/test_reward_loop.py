@@ -129,7 +129,8 @@ def test_reward_loop_manager_with_shared_service(catalog, tiny_model, ray_cluste
         assert set(nonzero) <= {length - 1}
     scores = np.array([rm[i, length - 1] for i, length in enumerate(lengths)])
     extra = {k: np.asarray(out.non_tensor_batch[k], dtype=float) for k in out.meta_info["reward_extra_keys"]}
-    assert set(extra) == {"format_ok", "retrieval_error", "query_words", "ndcg@1000", "ndcg@10", "ndcg@20", "ndcg@100", "recall@100"}
+    assert set(extra) == {"format_ok", "retrieval_error", "query_words", "query_repeated_words", "query_repeat_share",
+                          "ndcg@1000", "ndcg@10", "ndcg@20", "ndcg@100", "recall@100"}
     malformed = np.arange(len(texts)) % 4 == 3
     assert np.all(scores[malformed] == -2.0) and np.all(extra["format_ok"][malformed] == 0)
     assert np.all(extra["retrieval_error"] == 0)

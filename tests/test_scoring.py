@@ -14,7 +14,8 @@ from verl_rec.reward.parsing import ParsedOutput, parse_output
 from verl_rec.reward.scoring import RewardSpec, reward_from_metric, score_ranking
 from verl_rec.tasks.formats import FormatSpec
 
-EXTRA_KEYS = {"format_ok", "retrieval_error", "query_words", "ndcg@1000", "ndcg@10", "recall@100"}
+EXTRA_KEYS = {"format_ok", "retrieval_error", "query_words", "query_repeated_words", "query_repeat_share",
+              "ndcg@1000", "ndcg@10", "recall@100"}
 
 
 class WordIndexRetriever(Retriever):
@@ -124,10 +125,11 @@ def test_settings_keys_are_the_spec_fields_and_both_entry_points_take_them():
     assert REWARD_KEYS == tuple(f.name for f in fields(RewardSpec))
     assert set(RECIPE_FORMAT_KEYS) < set(FORMAT_KEYS) == {f.name for f in fields(FormatSpec)}
     values = {"metric": "recall@5", "eval_metrics": ["ndcg@10"], "format_penalty": -1.0, "bonus": 0.2,
-              "retrieval_error_score": -0.5}
+              "retrieval_error_score": -0.5, "repeat_penalty": 0.3, "length_penalty": 0.01, "length_penalty_after": 20}
     assert set(values) == set(REWARD_KEYS)
     assert RewardSettings.from_mapping(values).reward == split_kwargs(values)[1] == RewardSpec(
-        metric="recall@5", eval_metrics=("ndcg@10",), format_penalty=-1.0, bonus=0.2, retrieval_error_score=-0.5)
+        metric="recall@5", eval_metrics=("ndcg@10",), format_penalty=-1.0, bonus=0.2, retrieval_error_score=-0.5,
+        repeat_penalty=0.3, length_penalty=0.01, length_penalty_after=20)
     settings = RewardSettings.from_mapping({"think_prefilled": True, "max_query_words": 3})
     assert settings.format_spec("rerank") == FormatSpec(answer_key="reranked_items", think_prefilled=True, max_query_words=3)
     with pytest.raises(KeyError, match="answer_key"):  # the prompt format decides it, not the recipe
@@ -197,6 +199,75 @@ def test_evaluation_scores_through_the_scorer_and_counts_failures():
     raw = score_system(records, prepare_raw(records, {}, formats, specs), engine)
     assert engine.calls == 2  # one call per system: one distinct query each
     assert [r["ndcg@10"] for r in raw] == [pytest.approx(1 / math.log2(3))] * 3 and set(raw[0]) >= {"recall@100"}
+
+
+def test_repeated_terms_are_logged_and_the_optional_penalties_are_off_by_default():
+    engine = WordIndexRetriever()
+    plain = compute_score("esci", answer("Shoe shoe SHOE hat, hat red"), ["shoe"], None, **kwargs(engine))
+    assert plain["query_words"] == 6.0 and plain["query_repeated_words"] == 3.0  # shoe x2 and hat x1 repeat
+    assert plain["query_repeat_share"] == pytest.approx(3 / 6) and plain["score"] == pytest.approx(1.1)
+    shaped = compute_score("esci", answer("Shoe shoe SHOE hat, hat red"), ["shoe"], None,
+                           **kwargs(engine, repeat_penalty=0.2, length_penalty=0.01, length_penalty_after=4))
+    assert shaped["score"] == pytest.approx(1.1 - 0.2 * 0.5 - 0.01 * 2)
+    assert {k: v for k, v in shaped.items() if k != "score"} == {k: v for k, v in plain.items() if k != "score"}
+    unique = compute_score("esci", answer("red shoe"), ["shoe"], None, **kwargs(engine, repeat_penalty=0.2))
+    assert unique["query_repeat_share"] == 0.0 and unique["score"] == pytest.approx(0.1 + 1 / math.log2(3))
+    # never shaped: a format failure keeps the penalty, a retrieval error its score
+    assert compute_score("esci", "junk", ["shoe"], None, **kwargs(engine, length_penalty=1.0))["score"] == -2.0
+    failed = compute_score("esci", answer("boom boom"), ["shoe"], None,
+                           **kwargs(WordIndexRetriever(fail_on="boom"), repeat_penalty=1.0))
+    assert failed["score"] == 0.0 and failed["retrieval_error"] == 1.0 and failed["query_repeat_share"] == 0.5
+    with pytest.raises(ValueError, match="repeat_penalty"):
+        RewardSpec(repeat_penalty=-1.0)
+
+
+RERANKED = '<think>t</think><answer>{"reranked_items": %s}</answer>'
+ITEMS = ["Item_1", "Item_2", "Item_3"]
+
+
+@pytest.mark.parametrize("items, score", [
+    (["Item_2"], -2.0), (["Item_2", "Item_2", "Item_99"], -2.0), (["Item_2", "Item_1", "Item_3", "Item_1"], -2.0),
+    (["Item_2", "Item_1", "Item_3"], 1.1), (["Item_1", "Item_2", "Item_3"], 0.1 + 1 / math.log2(3)),
+])
+def test_a_reranked_list_must_be_a_permutation_of_the_candidates(items, score):
+    """Without the check ["Item_2"] and ["Item_2", "Item_2", "Item_99"] scored 1.1: a reward hack."""
+    import asyncio
+
+    from verl_rec.reward.scorer import ServiceScorer
+    from verl_rec.reward.settings import RewardSettings
+
+    text = RERANKED % json.dumps(items)
+    row = compute_score("rerank", text, ["Item_2"], {"candidate_ids": ITEMS}, answer_key="reranked_items", metric="ndcg@16")
+    assert row["score"] == pytest.approx(score) and row["format_ok"] == float(score != -2.0)
+    scorer = ServiceScorer(RewardSettings.from_mapping({"metric": "ndcg@16"}))  # the reward manager's scorer
+    result = asyncio.run(scorer.score_text(text, ["Item_2"], "rerank", candidates=ITEMS))
+    assert result.score == pytest.approx(score) and result.extra["format_ok"] == row["format_ok"]
+    unchecked = compute_score("rerank", text, ["Item_2"], None, answer_key="reranked_items", metric="ndcg@16")
+    assert unchecked["format_ok"] == 1.0  # no candidate ids given: nothing to check against
+
+
+class RefusingRetriever(WordIndexRetriever):
+    """Refuses a query holding "refuse" the way an engine refuses one: a marked, empty ranking."""
+
+    def search(self, queries, k):
+        hits = super().search([q.replace("refuse", "") for q in queries], k)
+        return [SearchHits(ids=[], error="query refused") if "refuse" in q else h for q, h in zip(queries, hits)]
+
+
+def test_a_query_the_engine_refuses_is_a_retrieval_error_not_a_miss():
+    import asyncio
+
+    from verl_rec.reward.scorer import prepare, score_with_search, score_with_service
+
+    engine = RefusingRetriever()
+    assert engine.target_positions(["refuse shoe", "shoe"], 10, [["shoe"], ["shoe"]]) == [None, {"shoe": 0}]
+    pendings = [prepare(answer(q), ["shoe"], FormatSpec(), RewardSpec()) for q in ("refuse shoe", "shoe")]
+    for count_errors in (True, False):  # an evaluation counts it too: the model's query failed, not the engine
+        results = score_with_search(pendings, engine.search, count_errors=count_errors)
+        assert [r.extra["retrieval_error"] for r in results] == [1.0, 0.0]
+        assert [r.score for r in results] == [0.0, pytest.approx(1.1)]
+    one = asyncio.run(score_with_service(pendings[0], WordService(engine)))  # the service path: None positions
+    assert one.extra["retrieval_error"] == 1.0 and one.score == 0.0
 
 
 def test_tasks_import_nothing_from_reward():

@@ -20,8 +20,13 @@ query; rerank: the first-stage order from the ``.candidates.jsonl`` sidecar, els
 order), ``--outputs NAME=FILE`` and ``--model NAME=PATH`` (greedy; vLLM when importable, else
 transformers), each repeatable. Outputs are scored by the reward's scorer with the task's
 prompt format (``verl_rec.tasks.formats.TASK_FORMATS``: search bm25_query, seqrec
-seqrec_query, rerank rerank; ``--prompt-format`` to change); a malformed or missing output
-scores 0 and is counted.
+seqrec_query, rerank rerank; ``--prompt-format`` to change, e.g. ``paper_sparse`` for a model
+trained with the paper recipes) and format rule (``--format-rule released|strict``); a
+malformed or missing output scores 0 and is counted (a re-ranked list must be a permutation
+of the record's candidate ids). ``--model`` renders each prompt as the rollout does: chat
+template plus the format's pre-filled assistant turn (``paper_*`` formats), and its outputs
+are read as continuations of it (``--no-think-prefilled`` for outputs made without it).
+A query the engine refuses scores 0 and is counted in ``retrieval_errors``.
 
 Metrics (``--metrics`` to change): search NDCG@10/20/100 + Recall@100; seqrec NDCG and
 Recall @10 and @50; rerank NDCG@10. Grouped by data_source (the test domain) plus an ALL
@@ -63,26 +68,28 @@ def _named(value: str, flag: str) -> tuple[str, str]:
     return Path(value.rstrip("/")).stem or flag, value
 
 
-def format_specs(tasks: set[str], prompt_format: str | None, think_prefilled: bool,
-                 max_query_words: int | None) -> dict[str, FormatSpec]:
-    """The FormatSpec each task's outputs are checked with."""
+def format_specs(tasks: set[str], prompt_format: str | None, think_prefilled: bool | None,
+                 max_query_words: int | None, format_rule: str = "released") -> dict[str, FormatSpec]:
+    """The FormatSpec each task's outputs are checked with (``think_prefilled=None``: as the
+    format pre-fills)."""
     specs = {}
     for task in tasks:
         fmt = get_format(prompt_format or TASK_FORMATS[task])
         if fmt.task != task:
             raise InputError(f"--prompt-format {fmt.name!r} is for {fmt.task} records, but the records hold {task}")
-        specs[task] = format_spec(fmt.name, think_prefilled, max_query_words)
+        specs[task] = format_spec(fmt.name, think_prefilled, max_query_words, format_rule)
     return specs
 
 
 def model_outputs(records: Sequence[TaskRecord], model_path: str, prompt_format: str | None, args: argparse.Namespace) -> dict[str, str]:
-    """Generate one greedy output per record with the model at ``model_path``."""
+    """Generate one greedy output per record with the model at ``model_path`` (prompt + pre-fill)."""
     from verl_rec.evaluation.generate import generate
 
-    conversations = [get_format(prompt_format or TASK_FORMATS[r.task]).messages(r) for r in records]
+    formats = [get_format(prompt_format or TASK_FORMATS[r.task]) for r in records]
+    conversations = [fmt.messages(r) for fmt, r in zip(formats, records)]
     started = time.perf_counter()
     texts, engine = generate(model_path, conversations, max_new_tokens=args.max_new_tokens,
-                             batch_size=args.gen_batch_size, engine=args.engine)
+                             batch_size=args.gen_batch_size, engine=args.engine, formats=formats)
     print(f"generated {len(texts)} outputs with {engine} in {time.perf_counter() - started:.1f}s", file=sys.stderr)
     return {r.record_id: t for r, t in zip(records, texts)}
 
@@ -109,7 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--outputs", action="append", default=[], metavar="NAME=FILE", help="JSONL of {record_id, output}")
     parser.add_argument("--model", action="append", default=[], metavar="NAME=PATH", help="generate outputs with this model")
     parser.add_argument("--prompt-format", help="prompt format of the outputs (default per task)")
-    parser.add_argument("--think-prefilled", action="store_true", help="outputs continue a pre-filled <think>")
+    parser.add_argument("--think-prefilled", action=argparse.BooleanOptionalAction, default=None,
+                        help="outputs continue a pre-filled <think> (default: as the prompt format pre-fills)")
+    parser.add_argument("--format-rule", choices=["released", "strict"], default="released",
+                        help="released: the released Rec-R1 acceptance (text outside the tags allowed); strict: ours")
     parser.add_argument("--max-query-words", type=int, help="queries longer than this are format failures")
     parser.add_argument("--metrics", help="comma list for every task, e.g. ndcg@10,recall@100 (default: the paper's)")
     parser.add_argument("--max-new-tokens", type=int, default=512)
@@ -140,7 +150,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         metrics = {task: chosen for task in tasks}
     else:
         metrics = {task: DEFAULT_METRICS[task] for task in tasks}
-    formats = format_specs(tasks, args.prompt_format, args.think_prefilled, args.max_query_words)
+    formats = format_specs(tasks, args.prompt_format, args.think_prefilled, args.max_query_words, args.format_rule)
     rewards = reward_specs(metrics)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -146,6 +146,10 @@ def build_c4(queries_path: str | Path, items_path: str | Path, out_dir: str | Pa
     test_texts = {r.query.lower() for rows in test.values() for r in rows}
     train = [r for r in pool if r.query.lower() not in test_texts]
     manifest.drop("train_query_text_also_in_test", len(pool) - len(train))
+    if len(train) <= options.val_size:
+        raise InputError(f"no training query left: {len(train)} non-test queries remain after filtering and --val-size "
+                         f"{options.val_size} would take them all for validation; lower --val-size (the dropped counts "
+                         "say what was filtered)")
     rng = np.random.default_rng(options.seed)
     val_index = set(rng.choice(len(train), size=min(options.val_size, len(train)), replace=False).tolist()) if train else set()
     splits = {

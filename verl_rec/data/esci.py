@@ -3,9 +3,23 @@
 Paper setting by default: locale ``us``, ``small_version == 1``, Exact labels only (binary
 gain). Options: the large version, graded gains (E/S/C/I), the four paper test domains when
 a product -> category map is given, and the corpus either from the products parquet (chosen
-text fields) or from a user-supplied sampled corpus JSONL (the paper's). Train / val / test
-are disjoint: val is drawn from the train split, and train/val queries whose text also
-appears in test are dropped (and counted).
+text fields) or from a user-supplied sampled corpus JSONL (the paper's).
+
+How train and val are cut from the train split (``split``):
+
+* ``released`` (the default with ``--corpus-jsonl``, the paper's sampled corpus): the released
+  training set. Queries in order of first appearance (by ``example_id``); val = the first
+  ``val_size`` (100), unshuffled; train = the rest. With a category map, train targets without
+  a category are dropped, as the released filter did. Train queries whose text is also a test
+  query are kept, as released (counted in the manifest).
+* ``disjoint`` (the default with ``--products``): val is a seeded random sample, and train/val
+  queries whose text also appears in test are dropped (and counted).
+
+Either way val holds no test query (the released val also held every test query: Rec-R1
+defect 7). ``train_domains`` keeps only train-split queries of those test domains for
+training, and ``val_domains`` (default: the same) draws val from those domains' train-split
+queries: the paper's cross-domain transfer setting, with test files for every domain. A
+split that would leave train empty fails, saying why.
 """
 
 from __future__ import annotations
@@ -32,6 +46,7 @@ TEXT_FIELDS = ("title", "description", "bullet_point", "brand", "color")
 BINARY_GAINS = {"E": 1.0}
 GRADED_GAINS = {"E": 3.0, "S": 2.0, "C": 1.0, "I": 0.0}
 PAPER_DOMAINS = ("Video_Games", "Baby_Products", "Office_Products", "Sports_and_Outdoors")
+SPLIT_RULES = ("auto", "released", "disjoint")
 
 
 @dataclass
@@ -44,6 +59,32 @@ class EsciOptions:
     text_fields: tuple[str, ...] = ("title", "description")
     domains: tuple[str, ...] = PAPER_DOMAINS
     source_name: str = "esci"
+    split: str = "auto"  # auto | released | disjoint (see the module docstring)
+    train_domains: tuple[str, ...] = ()  # train only on these test domains' train-split queries
+    val_domains: tuple[str, ...] = ()  # val from these domains (default: train_domains)
+
+
+def split_rule(options: EsciOptions, sampled_corpus: bool) -> str:
+    """``released`` on the paper's sampled corpus, ``disjoint`` on the official products, unless chosen."""
+    if options.split not in SPLIT_RULES:
+        raise InputError(f"--split must be one of {SPLIT_RULES}, got {options.split!r}")
+    if options.split == "auto":
+        return "released" if sampled_corpus else "disjoint"
+    return options.split
+
+
+def check_transfer_domains(options: EsciOptions, has_category_map: bool) -> None:
+    """Transfer options name known test domains and need the category map that assigns them."""
+    chosen = (*options.train_domains, *options.val_domains)
+    if not chosen:
+        return
+    if options.val_domains and not options.train_domains:
+        raise InputError("--val-domains needs --train-domains (without it val comes from every domain)")
+    if not has_category_map:
+        raise InputError("--train-domains/--val-domains need --category-map (it assigns each query its domain)")
+    unknown = sorted(set(chosen) - set(options.domains))
+    if unknown:
+        raise InputError(f"unknown domain(s) {unknown}; the test domains are {list(options.domains)}")
 
 
 def load_examples(path: Path, options: EsciOptions, manifest: Manifest) -> pd.DataFrame:
@@ -152,6 +193,9 @@ def build_esci(
     products_path = resolve_input(products_path) if products_path is not None else None
     corpus_jsonl = resolve_input(corpus_jsonl) if corpus_jsonl is not None else None
     category_map_path = resolve_input(category_map_path) if category_map_path else None
+    rule = split_rule(options, corpus_jsonl is not None)
+    check_transfer_domains(options, category_map_path is not None)
+    manifest.settings["split_rule"] = rule
     examples = load_examples(Path(examples_path), options, manifest)
     corpus_ids = (
         write_corpus_from_products(Path(products_path), options, out / "corpus.jsonl", manifest)
@@ -166,6 +210,11 @@ def build_esci(
     positive = positive[in_corpus]
     category_map = (read_table(category_map_path, ("product_id", "category"), "category map",
                                dtype={"product_id": str, "category": str}) if category_map_path else None)
+    if rule == "released" and category_map is not None:  # the released train set kept categorised items only
+        known = set(category_map.loc[~category_map["category"].fillna("").str.strip().str.lower().isin(["", "unknown"]), "product_id"])
+        uncategorised = (positive["split"] != "test") & ~positive["product_id"].isin(known)
+        manifest.drop("train_target_without_category", int(uncategorised.sum()))
+        positive = positive[~uncategorised]
     domains = assign_domains(positive, category_map, options)
 
     records: dict[str, list[TaskRecord]] = {"train": [], "test": []}
@@ -173,7 +222,8 @@ def build_esci(
     with_target = set(positive["query_id"].tolist())
     manifest.drop("query_without_relevant_product", int((~all_queries["query_id"].isin(with_target)).sum()))
     manifest.inputs["queries"] = len(all_queries)
-    for query_id, group in positive.groupby("query_id", sort=True):
+    # released: queries in order of first appearance, as the released grouping kept them
+    for query_id, group in positive.groupby("query_id", sort=rule != "released"):
         first = group.iloc[0]
         split = "test" if first["split"] == "test" else "train"
         domain = domains.get(int(query_id))
@@ -181,16 +231,7 @@ def build_esci(
         qrels = {str(p): float(g) for p, g in zip(group["product_id"], group["gain"])}
         records[split].append(TaskRecord(f"esci-{int(query_id)}", source, "search", qrels, query=str(first["query"]).strip(), split=split))
 
-    test_texts = {r.query.lower() for r in records["test"]}
-    train = [r for r in records["train"] if r.query.lower() not in test_texts]
-    manifest.drop("train_query_text_also_in_test", len(records["train"]) - len(train))
-    rng = np.random.default_rng(options.seed)
-    val_index = set(rng.choice(len(train), size=min(options.val_size, len(train)), replace=False).tolist()) if train else set()
-    splits = {
-        "train": [r for i, r in enumerate(train) if i not in val_index],
-        "val": [TaskRecord(**{**r.__dict__, "split": "val"}) for i, r in enumerate(train) if i in val_index],
-        "test": records["test"],
-    }
+    splits = {**split_train(records["train"], records["test"], rule, options, manifest), "test": records["test"]}
     for domain in sorted({r.data_source for r in records["test"]} - {options.source_name}):
         splits[f"test_{domain.split('/', 1)[1]}"] = [r for r in records["test"] if r.data_source == domain]
     for name, rows in splits.items():
@@ -198,6 +239,44 @@ def build_esci(
         manifest.outputs[f"{name}.parquet"] = len(rows)
     manifest.write(out)
     return manifest
+
+
+def _domain(record: TaskRecord) -> str:
+    return record.data_source.partition("/")[2]
+
+
+def split_train(pool: list[TaskRecord], test: list[TaskRecord], rule: str, options: EsciOptions,
+                manifest: Manifest) -> dict[str, list[TaskRecord]]:
+    """Train and val from the train-split queries (``pool``, in the rule's order)."""
+    test_texts = {r.query.lower() for r in test}
+    overlap = sum(1 for r in pool if r.query.lower() in test_texts)
+    if rule == "disjoint":
+        pool = [r for r in pool if r.query.lower() not in test_texts]
+        manifest.drop("train_query_text_also_in_test", overlap)
+    else:
+        manifest.note("train_queries_whose_text_is_a_test_query_kept", overlap)
+    val_pool = pool
+    if options.train_domains:
+        val_domains = set(options.val_domains or options.train_domains)
+        val_pool = [r for r in pool if _domain(r) in val_domains]
+        in_train = [r for r in pool if _domain(r) in set(options.train_domains)]
+        manifest.drop("train_query_outside_train_domains", len(pool) - len(in_train))
+        pool = in_train
+    if rule == "released":
+        picked = val_pool[:options.val_size]
+    else:
+        rng = np.random.default_rng(options.seed)
+        size = min(options.val_size, len(val_pool))
+        picked = [val_pool[i] for i in sorted(rng.choice(len(val_pool), size=size, replace=False).tolist())] if size else []
+    val_ids = {r.record_id for r in picked}
+    train = [r for r in pool if r.record_id not in val_ids]
+    if not train:
+        where = f" of domain(s) {list(options.train_domains)}" if options.train_domains else ""
+        raise InputError(f"no training query left: {len(pool)} train-split queries{where} remain after filtering and "
+                         f"--val-size {options.val_size} took {len([r for r in pool if r.record_id in val_ids])} of them "
+                         "for validation; lower --val-size (the dropped counts in the manifest say what was filtered)")
+    val = [TaskRecord(**{**r.__dict__, "split": "val"}) for r in val_pool if r.record_id in val_ids]
+    return {"train": train, "val": val}
 
 
 def write_records(records: list[TaskRecord], path: Path) -> None:

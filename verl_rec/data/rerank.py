@@ -163,6 +163,9 @@ def build_rerank(record_paths: Sequence[str | Path], out_dir: str | Path, corpus
             if result is not None:
                 built.append(result[0])
                 sidecars.append(result[1])
+        if records and not built:
+            raise InputError(f"{path}: none of its {len(records)} records kept a relevant item among the candidates "
+                             f"(dropped: {dict(manifest.dropped)}); raise --k or check the first stage")
         target = out / path.name
         write_records(built, target)
         with sidecar_path(target).open("w", encoding="utf-8") as handle:

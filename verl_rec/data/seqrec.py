@@ -187,6 +187,9 @@ def build_seqrec(files: SeqrecFiles, out_dir: str | Path, options: SeqrecOptions
 
     train_frame = load_interactions(resolve_input(files.train, cache_dir), "train", manifest, nrows=options.train_rows)
     train = make_records(train_frame, "train", f"{source}/train", corpus_ids, titles, options, manifest)
+    if not train:
+        raise InputError(f"no training record left from {files.train}: every row was dropped ({dict(manifest.dropped)}); "
+                         "check the files and --train-rows")
     seen: set[str] = set()
     for record, shown in train:
         seen.update(record.qrels)

@@ -5,6 +5,10 @@ GRPO has nothing to compare. A few hundred supervised steps on ``prompt -> <thin
 <answer>{"query": <the user's query>}</answer>`` make it emit the format most of the time with
 noisy queries, so rewards vary within a group (-2, 0 and 0.1 + NDCG). This is for CPU smoke
 runs and tests only; real runs start from an instruction model.
+
+Prompts are rendered exactly as the rollout renders them (:meth:`PromptFormat.render`: chat
+template, then the format's pre-fill); after a pre-fill that opens ``<think>`` the target
+continues inside it (``find it</think>...``).
 """
 
 from __future__ import annotations
@@ -19,13 +23,15 @@ from verl_rec.tasks.records import TaskRecord
 
 
 def format_examples(records_parquet: str | Path, prompt_format: str = DEFAULT_FORMAT) -> list[tuple[list[dict], str]]:
-    """(chat messages, target response) pairs from task records."""
+    """(chat messages, target response) pairs from task records; the response continues the
+    format's pre-fill when it opens ``<think>``."""
     fmt = get_format(prompt_format)
+    opening = "" if fmt.think_prefilled else "<think>"
     pairs = []
     for i, row in pd.read_parquet(records_parquet).iterrows():
         record = TaskRecord.from_row(row.to_dict(), where=f"{records_parquet} row {i}")
         answer = json.dumps({fmt.answer_key: record.query if fmt.answer_key == "query" else [c.id for c in record.candidates]})
-        pairs.append((fmt.messages(record), f"<think>find it</think>\n<answer>{answer}</answer>"))
+        pairs.append((fmt.messages(record), f"{opening}find it</think>\n<answer>{answer}</answer>"))
     return pairs
 
 
@@ -54,11 +60,10 @@ def _train(model_dir, records_parquet, prompt_format: str, steps: int, batch_siz
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
     model = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True)
+    fmt = get_format(prompt_format)
     rows = []
     for messages, response in format_examples(records_parquet, prompt_format):
-        prompt_ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
-        if hasattr(prompt_ids, "input_ids") or isinstance(prompt_ids, dict):
-            prompt_ids = prompt_ids["input_ids"]
+        prompt_ids = tokenizer(fmt.render(tokenizer, messages), add_special_tokens=False)["input_ids"]
         response_ids = tokenizer(response + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
         rows.append((list(prompt_ids), response_ids))
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr)

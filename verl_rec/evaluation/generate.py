@@ -1,14 +1,18 @@
 """Greedy generation of the policy's outputs for evaluation: vLLM when importable, else transformers.
 
 Prompts are the chat messages of a prompt format, rendered with the model's own chat
-template and ``add_generation_prompt`` (as veRL renders them in training), and decoded
-greedily: the paper's evaluation setting (``val_kwargs.do_sample: false``).
+template and ``add_generation_prompt``, then the format's pre-filled assistant turn if it has
+one (:meth:`~verl_rec.tasks.formats.PromptFormat.render`: exactly what the rollout renders in
+training), and decoded greedily: the paper's evaluation setting (``val_kwargs.do_sample: false``).
+The outputs are the continuation only (without the pre-fill).
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+
+from verl_rec.tasks.formats import PromptFormat
 
 ENGINES = ("auto", "vllm", "transformers")
 
@@ -21,22 +25,31 @@ def vllm_available() -> bool:
     return True
 
 
-def render_prompts(tokenizer, conversations: Sequence[list[dict[str, str]]]) -> list[str]:
-    return [tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in conversations]
+Formats = Sequence[PromptFormat] | None
+
+
+def render_prompts(tokenizer, conversations: Sequence[list[dict[str, str]]], formats: Formats = None) -> list[str]:
+    """The prompt texts: each conversation rendered by its format (chat template + pre-fill), or
+    by the chat template alone when no formats are given."""
+    if formats is None:
+        return [tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in conversations]
+    if len(formats) != len(conversations):
+        raise ValueError(f"{len(conversations)} conversations but {len(formats)} formats")
+    return [fmt.render(tokenizer, c) for c, fmt in zip(conversations, formats)]
 
 
 def _generate_vllm(model_path: str, conversations: Sequence[list[dict[str, str]]], max_new_tokens: int,
-                   max_model_len: int | None) -> list[str]:
+                   max_model_len: int | None, formats: Formats = None) -> list[str]:
     from vllm import LLM, SamplingParams
 
     llm = LLM(model=model_path, max_model_len=max_model_len, trust_remote_code=False)
-    prompts = render_prompts(llm.get_tokenizer(), conversations)
+    prompts = render_prompts(llm.get_tokenizer(), conversations, formats)
     results = llm.generate(prompts, SamplingParams(temperature=0.0, max_tokens=max_new_tokens))
     return [r.outputs[0].text for r in results]
 
 
 def _generate_transformers(model_path: str, conversations: Sequence[list[dict[str, str]]], max_new_tokens: int,
-                           batch_size: int) -> list[str]:
+                           batch_size: int, formats: Formats = None) -> list[str]:
     import torch
     from tqdm import tqdm
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -47,7 +60,7 @@ def _generate_transformers(model_path: str, conversations: Sequence[list[dict[st
         tokenizer.pad_token = tokenizer.eos_token
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype).to(device).eval()
-    prompts = render_prompts(tokenizer, conversations)
+    prompts = render_prompts(tokenizer, conversations, formats)
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths share a batch: less padding
     outputs: list[str] = [""] * len(prompts)
     for start in tqdm(range(0, len(order), batch_size), desc="generate", unit="batch", file=sys.stderr, mininterval=2):
@@ -63,11 +76,13 @@ def _generate_transformers(model_path: str, conversations: Sequence[list[dict[st
 
 
 def generate(model_path: str, conversations: Sequence[list[dict[str, str]]], max_new_tokens: int = 512,
-             batch_size: int = 16, engine: str = "auto", max_model_len: int | None = None) -> tuple[list[str], str]:
-    """Greedy outputs for every conversation, and the engine that produced them."""
+             batch_size: int = 16, engine: str = "auto", max_model_len: int | None = None,
+             formats: Formats = None) -> tuple[list[str], str]:
+    """Greedy outputs for every conversation, and the engine that produced them. ``formats``
+    (one per conversation) add each format's pre-filled assistant turn to its prompt."""
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     use_vllm = engine == "vllm" or (engine == "auto" and vllm_available())
     if use_vllm:
-        return _generate_vllm(model_path, conversations, max_new_tokens, max_model_len), "vllm"
-    return _generate_transformers(model_path, conversations, max_new_tokens, batch_size), "transformers"
+        return _generate_vllm(model_path, conversations, max_new_tokens, max_model_len, formats), "vllm"
+    return _generate_transformers(model_path, conversations, max_new_tokens, batch_size, formats), "transformers"

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 SUMMARY_COLUMNS = ("system", "task", "data_source", "n")
-TRAILING_COLUMNS = ("format_failures", "format_failure_rate", "missing_outputs", "mean_query_words")
+TRAILING_COLUMNS = ("format_failures", "format_failure_rate", "missing_outputs", "retrieval_errors", "mean_query_words")
 
 
 def metric_label(spec: str) -> str:

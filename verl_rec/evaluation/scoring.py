@@ -6,7 +6,9 @@ and seqrec answers go to the retriever as one search call per batch of the disti
 to the deepest cutoff; a re-ranked list IS the ranking. Metrics follow trec_eval's conventions
 (:mod:`verl_rec.metrics`). A format failure, or a record with no output, scores 0 on every
 metric and is counted: averages are always over ALL records of a data source, so a model
-cannot gain by failing on hard ones. A failed search raises: it is not a miss.
+cannot gain by failing on hard ones. A re-ranked list that is not a permutation of the
+record's candidate ids is a format failure (``not_a_permutation``). A failed search raises: it
+is not a miss; a query the engine refused scores 0 and is counted (``retrieval_errors``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ DEFAULT_METRICS: dict[str, tuple[str, ...]] = {
     "rerank": ("ndcg@10",),
 }
 MISSING_OUTPUT = "missing_output"
+RETRIEVAL_ERROR = "retrieval_error"
 
 
 def reward_specs(metrics: Mapping[str, Sequence[str]]) -> dict[str, RewardSpec]:
@@ -55,8 +58,10 @@ def prepare_raw(records: Sequence[TaskRecord], first_stage: Mapping[str, Any], f
 
 def prepare_outputs(records: Sequence[TaskRecord], outputs: Mapping[str, str], formats: Mapping[str, FormatSpec],
                     specs: Mapping[str, RewardSpec]) -> list[Pending]:
-    """Every record's output checked with its task's format; a missing output is an empty one."""
-    return [prepare(outputs.get(r.record_id), r.qrels, formats[r.task], specs[r.task]) for r in records]
+    """Every record's output checked with its task's format; a missing output is an empty one.
+    A re-ranked list must be a permutation of the record's candidate ids."""
+    return [prepare(outputs.get(r.record_id), r.qrels, formats[r.task], specs[r.task],
+                    [c.id for c in r.candidates] if r.task == "rerank" else None) for r in records]
 
 
 def score_system(records: Sequence[TaskRecord], pendings: Sequence[Pending], retriever: Any = None,
@@ -73,6 +78,8 @@ def score_system(records: Sequence[TaskRecord], pendings: Sequence[Pending], ret
     for record, pending, result in zip(records, pendings, results):
         ok = pending.parsed.ok
         error = "" if ok else MISSING_OUTPUT if record.record_id in missing else pending.parsed.error.value
+        if ok and result.extra["retrieval_error"]:
+            error = RETRIEVAL_ERROR
         rows.append({"record_id": record.record_id, "task": record.task, "data_source": record.data_source,
                      "format_ok": ok, "error": error, "query_words": int(result.extra["query_words"]) if ok else None,
                      **{m: result.extra[m] for m in pending.spec.metric_keys}})
@@ -102,6 +109,7 @@ def summarize(system: str, rows: Sequence[Mapping[str, Any]], metrics: Mapping[s
         summary["format_failures"] = n - len(ok)
         summary["format_failure_rate"] = (n - len(ok)) / n
         summary["missing_outputs"] = sum(1 for m in members if m["error"] == MISSING_OUTPUT)
+        summary["retrieval_errors"] = sum(1 for m in members if m["error"] == RETRIEVAL_ERROR)
         summary["mean_query_words"] = sum(m["query_words"] for m in ok) / len(ok) if ok else float("nan")
         out.append(summary)
     return out

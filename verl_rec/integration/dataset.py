@@ -4,7 +4,11 @@ The parquet files hold task records (:mod:`verl_rec.tasks.records`), not prompts
 recipe's ``data.prompt_format`` can change the wording without re-preprocessing. Each row
 gains veRL's columns: ``prompt`` (chat messages), ``reward_model`` (``ground_truth`` = the
 qrels JSON string, kept intact by Arrow) and ``extra_info`` (``index``, ``record_id``,
-``prompt_format``: the reward manager checks the format named there).
+``prompt_format``: the reward manager checks the format named there; re-ranking formats add
+``candidate_ids``, the prompt's item ids, which the answer must be a permutation of). A format
+with a pre-filled assistant turn (the ``paper_*`` formats) also sets ``agent_name`` to
+``verl_rec_prefill``, the agent loop that renders it; the over-long prompt filter then counts
+the pre-fill's tokens too.
 
 Recipe::
 
@@ -19,6 +23,7 @@ import datasets
 import pyarrow.parquet as pq
 from verl.utils.dataset.rl_dataset import RLHFDataset
 
+from verl_rec.integration.plugin import PREFILL_AGENT_LOOP
 from verl_rec.tasks.formats import DEFAULT_FORMAT, get_format
 from verl_rec.tasks.records import REQUIRED_COLUMNS, TaskRecord
 
@@ -38,11 +43,17 @@ def render_row(row: dict, index: int, prompt_format: str, source: str) -> dict:
     """veRL's columns for one task record."""
     record = TaskRecord.from_row(row, where=f"{source} row {index}")
     fmt = get_format(prompt_format)
-    return {
+    extra_info = {"index": index, "record_id": record.record_id, "prompt_format": fmt.name, "split": record.split}
+    if fmt.answer_key == "reranked_items":
+        extra_info["candidate_ids"] = [c.id for c in record.candidates]
+    columns = {
         "prompt": fmt.messages(record),
         "reward_model": {"style": "rule", "ground_truth": row["qrels"]},
-        "extra_info": {"index": index, "record_id": record.record_id, "prompt_format": fmt.name, "split": record.split},
+        "extra_info": extra_info,
     }
+    if fmt.assistant_prefill:
+        columns["agent_name"] = PREFILL_AGENT_LOOP
+    return columns
 
 
 class RecTaskDataset(RLHFDataset):
@@ -55,7 +66,7 @@ class RecTaskDataset(RLHFDataset):
         for path in self.data_files:
             check_columns(path)
             frame = datasets.load_dataset("parquet", data_files=path)["train"]
-            keep = [c for c in frame.column_names if c not in ("prompt", "reward_model", "extra_info")]
+            keep = [c for c in frame.column_names if c not in ("prompt", "reward_model", "extra_info", "agent_name")]
             frame = frame.select_columns(keep).map(
                 render_row, with_indices=True, fn_kwargs={"prompt_format": prompt_format, "source": path}
             )
@@ -64,4 +75,13 @@ class RecTaskDataset(RLHFDataset):
         if 0 < self.max_samples < len(self.dataframe):
             self.dataframe = self.dataframe.select(range(self.max_samples))
         print(f"verl-rec dataset: {len(self.dataframe)} records, prompt format {prompt_format!r}")
-        self.dataframe = self.maybe_filter_out_long_prompts(self.dataframe)
+        self.dataframe = self._filter_long_prompts(get_format(prompt_format).assistant_prefill)
+
+    def _filter_long_prompts(self, prefill: str | None) -> datasets.Dataset:
+        """veRL's over-long prompt filter, with room left for the pre-fill the agent loop appends."""
+        room = len(self.tokenizer.encode(prefill, add_special_tokens=False)) if prefill else 0
+        self.max_prompt_length -= room
+        try:
+            return self.maybe_filter_out_long_prompts(self.dataframe)
+        finally:
+            self.max_prompt_length += room

@@ -3,6 +3,8 @@
 Registers, in every process that imports veRL (driver, TaskRunner, Ray workers):
 
 * the ``rec_r1`` reward manager, once veRL imports its reward-manager registry;
+* the ``verl_rec_prefill`` agent loop (a prompt format's pre-filled assistant turn), once
+  veRL imports its single-turn agent loop (the agent-loop registry is filled then);
 * the CPU backend: the ``cpu`` platform (selected by ``VERL_PLATFORM=cpu``), FSDP engines for
   device ``cpu`` and the ``hf`` rollout (see :mod:`verl_rec.cpu_backend`);
 * the recipes' OmegaConf resolvers (:mod:`verl_rec.recipes.resolvers`).
@@ -17,10 +19,17 @@ import logging
 logger = logging.getLogger(__name__)
 
 REWARD_REGISTRY_MODULE = "verl.experimental.reward_loop.reward_manager"
+AGENT_LOOP_MODULE = "verl.experimental.agent_loop.single_turn_agent_loop"
+#: the agent loop that renders a prompt format's pre-fill (dataset column ``agent_name``)
+PREFILL_AGENT_LOOP = "verl_rec_prefill"
 
 
 def _register_reward_manager(_registry_module) -> None:
     import verl_rec.integration.reward_manager  # noqa: F401  (its @register decorator runs)
+
+
+def _register_agent_loop(_module) -> None:
+    import verl_rec.integration.prefill_agent_loop  # noqa: F401  (its @register decorator runs)
 
 
 def _register() -> None:
@@ -33,6 +42,7 @@ def _register() -> None:
     for module_name, callback in registry_hooks():
         when_imported(module_name, callback)
     when_imported(REWARD_REGISTRY_MODULE, _register_reward_manager)
+    when_imported(AGENT_LOOP_MODULE, _register_agent_loop)
 
 
 try:

@@ -11,19 +11,34 @@ Loadable two ways:
 * ``{source: importlib, name: RecR1RewardManager, module: {path: pkg://verl_rec.integration.reward_manager}}``.
 
 Settings come from ``reward.reward_kwargs`` (:class:`~verl_rec.reward.settings.RewardSettings`).
+
+What the rollout really did decides how the output is read: the end of the prompt is decoded,
+and an output whose prompt ended with an opened ``<think>`` (the ``paper_*`` formats' pre-fill,
+rendered by the ``verl_rec_prefill`` agent loop) is read as its continuation. A prompt format
+with a pre-fill whose prompt did not end with it is logged once: the rollout did not render the
+pre-fill (a custom ``agent_name`` or ``default_agent_loop``). Re-ranking answers are checked
+against the prompt's ``extra_info["candidate_ids"]``.
 """
 
 from __future__ import annotations
+
+import logging
 
 from verl import DataProto
 from verl.experimental.reward_loop.reward_manager import register
 from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
 
+from verl_rec.integration.plugin import PREFILL_AGENT_LOOP
 from verl_rec.retrieval.service.client import RetrievalClient
+from verl_rec.reward.parsing import THINK_OPEN
 from verl_rec.reward.scorer import ServiceScorer
-from verl_rec.tasks.formats import DEFAULT_FORMAT
+from verl_rec.tasks.formats import DEFAULT_FORMAT, get_format
 
 MANAGER_NAME = "rec_r1"
+#: prompt tokens decoded to see how a prompt without a pre-fill ended
+PROMPT_TAIL_TOKENS = 16
+
+logger = logging.getLogger(__name__)
 
 
 @register(MANAGER_NAME)
@@ -35,6 +50,21 @@ class RecR1RewardManager(RewardManagerBase):
         self.scorer = ServiceScorer.from_reward_kwargs(config.reward.get("reward_kwargs"))
         if isinstance(self.scorer.service, RetrievalClient):  # a GPU engine without a free GPU fails the job now
             self.scorer.service.check_can_start()
+        self._warned_formats: set[str] = set()
+
+    def prompt_opens_think(self, item, prompt_format: str) -> bool:
+        """Did this rollout's prompt end with an opened ``<think>``? (veRL left-pads prompts.)"""
+        fmt = get_format(prompt_format)
+        prefill = fmt.assistant_prefill or ""
+        n_tokens = PROMPT_TAIL_TOKENS + len(prefill.encode("utf-8"))  # a token holds at least one byte
+        tail = self.tokenizer.decode(item.batch["prompts"][-n_tokens:], skip_special_tokens=False)
+        opened = tail.rstrip().endswith(THINK_OPEN)
+        if fmt.assistant_prefill and not tail.endswith(fmt.assistant_prefill) and prompt_format not in self._warned_formats:
+            self._warned_formats.add(prompt_format)
+            logger.warning("verl-rec: prompt format %r pre-fills %r, but this rollout's prompt ends with %r: the "
+                           "rollout did not render the pre-fill (agent loop %r does); outputs are read as they are",
+                           prompt_format, fmt.assistant_prefill, tail[-40:], PREFILL_AGENT_LOOP)
+        return opened
 
     async def run_single(self, data: DataProto) -> dict:
         item = data[-1:][0]
@@ -48,5 +78,8 @@ class RecR1RewardManager(RewardManagerBase):
         extra_info = item.non_tensor_batch.get("extra_info") or {}
         prompt_format = extra_info.get("prompt_format", DEFAULT_FORMAT)
         ground_truth = item.non_tensor_batch["reward_model"]["ground_truth"]
-        result = await self.scorer.score_text(text, ground_truth, prompt_format)
+        candidates = extra_info.get("candidate_ids")
+        result = await self.scorer.score_text(text, ground_truth, prompt_format,
+                                              candidates=None if candidates is None else list(candidates),
+                                              think_prefilled=self.prompt_opens_think(item, prompt_format))
         return {"reward_score": result.score, "reward_extra_info": dict(result.extra)}

@@ -3,8 +3,11 @@
 A retriever takes a batch of plain-text queries and returns, per query, the ranked
 document ids with their scores. Backends must never raise on hostile query text
 (empty, huge, Lucene syntax, control characters, any script): such a query yields a
-possibly empty ranking. Errors that are not about the query (missing index, dead JVM)
-do raise, so that the caller can count them as retrieval errors.
+possibly empty ranking, or, when the engine itself refuses it (Lucene throwing on the
+parsed query), a marked one: ``SearchHits.error`` set in :meth:`Retriever.search`, ``None``
+in place of the position map in :meth:`Retriever.target_positions`. The reward counts those
+as retrieval errors, never as a silent miss. Errors that are not about one query (missing
+index, dead JVM) raise, so that the caller can count them as retrieval errors.
 """
 
 from __future__ import annotations
@@ -18,10 +21,12 @@ import numpy as np
 
 @dataclass(frozen=True)
 class SearchHits:
-    """Ranked result of one query: best first."""
+    """Ranked result of one query: best first. ``error`` says why the engine refused the query
+    (the ranking is then empty and is not a result)."""
 
     ids: list[str]
     scores: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+    error: str | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -44,8 +49,9 @@ class Retriever(ABC):
         """Return the top-``k`` hits of every query, in input order."""
 
     def target_positions(self, queries: Sequence[str], k: int,
-                         targets: Sequence[Sequence[str]]) -> list[dict[str, int]]:
-        """Per query, the 0-based rank of each of its ``targets`` in its top ``k`` (absent: not there).
+                         targets: Sequence[Sequence[str]]) -> list[dict[str, int] | None]:
+        """Per query, the 0-based rank of each of its ``targets`` in its top ``k`` (absent: not
+        there); ``None`` for a query the engine refused.
 
         This is all a reward needs from a ranking. This default ranks in full and looks the
         targets up (:func:`~verl_rec.metrics.first_positions`); backends override it with a path
@@ -55,7 +61,7 @@ class Retriever(ABC):
 
         check_target_lists(queries, targets)
         hits = self.search(queries, k)
-        return [first_positions(h.ids, wanted, k) for h, wanted in zip(hits, targets)]
+        return [None if h.error else first_positions(h.ids, wanted, k) for h, wanted in zip(hits, targets)]
 
     def warmup(self) -> None:
         """Pay one-off costs (JIT, JVM class loading, page cache) before the first real call."""

@@ -7,14 +7,18 @@ reward manager (:mod:`verl_rec.reward.scorer`); the shared, micro-batched retrie
 is the job of verl-rec's reward manager. ``reward_kwargs`` (all optional):
 
 * format (:data:`~verl_rec.reward.settings.FORMAT_KEYS`): ``answer_key`` (``query`` |
-  ``reranked_items``), ``require_think``, ``think_prefilled``, ``max_query_words``
+  ``reranked_items``), ``require_think``, ``think_prefilled``, ``max_query_words``,
+  ``format_rule`` (``released`` | ``strict``)
 * reward (:data:`~verl_rec.reward.settings.REWARD_KEYS`): ``metric`` (``ndcg@1000``),
-  ``eval_metrics`` (list), ``format_penalty``, ``bonus``, ``retrieval_error_score``
+  ``eval_metrics`` (list), ``format_penalty``, ``bonus``, ``retrieval_error_score``,
+  ``repeat_penalty``, ``length_penalty``, ``length_penalty_after``
 * retriever (query tasks): ``retriever`` = ``{"backend": "bm25s"|"lucene", "index_path": ...,
   <backend options>}``, or a ready :class:`~verl_rec.retrieval.base.Retriever` object.
 
 For ``reranked_items`` the model's list IS the ranking (ids such as ``Item_3``) and the
-ground truth names the relevant items; no retriever is used.
+ground truth names the relevant items; no retriever is used. When ``extra_info`` carries the
+prompt's ``candidate_ids`` (verl-rec's dataset writes them), the list must be a permutation of
+them.
 """
 
 from __future__ import annotations
@@ -70,6 +74,7 @@ def compute_score(
 ) -> dict[str, float]:
     """Score one rollout by the Rec-R1 contract; never raises on model output."""
     fmt, spec, retriever_config = split_kwargs(reward_kwargs)
-    pending = prepare(solution_str, ground_truth, fmt, spec)
+    candidates = (extra_info or {}).get("candidate_ids") if isinstance(extra_info, Mapping) else None
+    pending = prepare(solution_str, ground_truth, fmt, spec, None if candidates is None else list(candidates))
     result = score_with_search([pending], partial(_search, retriever_config))[0]
     return {"score": result.score, **result.extra}

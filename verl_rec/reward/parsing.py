@@ -9,24 +9,35 @@ The checker returns the parsed answer or one named reason for rejection
    removed wherever they appear before any other rule runs. Decode with
    ``skip_special_tokens=False`` or ``True``: the result is the same.
 2. **Pre-filled ``<think>``.** When the prompt already opened the think block (the Rec-R1
-   prompts pre-fill ``"<think>"`` in the assistant turn), pass ``think_prefilled=True``: the
-   output is read as if it started with ``<think>``. A prefilled output that opens ``<think>``
-   again is a duplicated tag. veRL 0.9 renders the prompt with ``add_generation_prompt`` and
-   no pre-fill, so the default is ``False``.
+   prompts pre-fill ``"Let me solve this step by step.\n<think>"`` in the assistant turn),
+   pass ``think_prefilled=True``: the output is read as if it started with ``<think>``. A
+   prefilled output that opens ``<think>`` again is a duplicated tag (as in the released code,
+   which counts the pre-filled tag).
 3. **Tags.** Exactly one each of ``<think>``, ``</think>``, ``<answer>``, ``</answer>`` (tags
-   are case-sensitive), in that order; only whitespace before ``<think>``, between
-   ``</think>`` and ``<answer>``, and after ``</answer>``. ``require_think=False`` accepts an
-   output made of the answer block alone (but still rejects a stray or partial think block).
-4. **Answer.** The text inside ``<answer>`` is a JSON object, optionally inside one Markdown
-   code fence (```` ```json ... ``` ````), holding ``answer_key``. For ``query`` the value must
-   be a string with a non-blank word; for ``reranked_items`` a non-empty list of strings.
-   Optionally the query may be capped at ``max_query_words`` words.
+   are case-sensitive, counted wherever they appear), in that order. ``require_think=False``
+   accepts an output made of the answer block alone (but still rejects a stray or partial
+   think block).
+4. **Text outside the tags** (``format_rule``). ``released`` (the default, the released
+   Rec-R1 reward): allowed anywhere. ``strict``: only whitespace before ``<think>``, between
+   ``</think>`` and ``<answer>``, and after ``</answer>``.
+5. **Answer.** The text inside ``<answer>`` is a JSON object holding ``answer_key``
+   (``strict`` also accepts it inside one Markdown code fence, ```` ```json ... ``` ````;
+   ``released`` requires bare JSON, as ``json.loads`` did there). For ``query`` the value must
+   be a string with a non-blank word; for ``reranked_items`` a non-empty list of strings and,
+   when the prompt's candidate ids are given, a permutation of them (no duplicates, none
+   missing, none unknown). Optionally the query may be capped at ``max_query_words`` words.
+
+Where the released code raised or scored a malformed answer as a miss, we reject it as a
+format failure (docs/fidelity.md): a JSON number, ``true``/``false`` or ``null`` (a
+``TypeError`` there), a JSON list or string holding the word ``query`` (0 there), a
+non-string or blank query (0 there).
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -55,6 +66,7 @@ class FormatError(str, Enum):
     WRONG_TYPE = "wrong_type"
     EMPTY_ANSWER = "empty_answer"
     QUERY_TOO_LONG = "query_too_long"
+    NOT_A_PERMUTATION = "not_a_permutation"
 
 
 @dataclass(frozen=True)
@@ -105,9 +117,9 @@ def _outside_text(text: str) -> str:
     return head + tail
 
 
-def _parse_json_object(body: str) -> tuple[dict | None, FormatError | None]:
+def _parse_json_object(body: str, allow_fence: bool) -> tuple[dict | None, FormatError | None]:
     body = body.strip()
-    fenced = _FENCE.match(body)
+    fenced = _FENCE.match(body) if allow_fence else None
     if fenced:
         body = fenced.group(1).strip()
     try:
@@ -119,7 +131,15 @@ def _parse_json_object(body: str) -> tuple[dict | None, FormatError | None]:
     return value, None
 
 
-def _check_value(value: Any, spec: FormatSpec) -> tuple[Any, FormatError | None]:
+def _check_permutation(items: list[str], raw_length: int, candidates: Collection[str]) -> FormatError | None:
+    """A re-ranked list must hold every candidate id exactly once and nothing else."""
+    wanted = set(candidates)
+    if raw_length != len(items) or len(set(items)) != len(items) or set(items) != wanted:
+        return FormatError.NOT_A_PERMUTATION
+    return None
+
+
+def _check_value(value: Any, spec: FormatSpec, candidates: Collection[str] | None) -> tuple[Any, FormatError | None]:
     if spec.answer_key == "query":
         if not isinstance(value, str):
             return None, FormatError.WRONG_TYPE
@@ -135,12 +155,22 @@ def _check_value(value: Any, spec: FormatSpec) -> tuple[Any, FormatError | None]
         if not all(isinstance(item, str) for item in value):
             return None, FormatError.WRONG_TYPE
         items = [item.strip() for item in value if item.strip()]
-        return (items, None) if items else (None, FormatError.EMPTY_ANSWER)
+        if not items:
+            return None, FormatError.EMPTY_ANSWER
+        if candidates is not None:
+            error = _check_permutation(items, len(value), candidates)
+            if error is not None:
+                return None, error
+        return items, None
     return None, FormatError.WRONG_TYPE
 
 
-def parse_output(text: Any, spec: FormatSpec = FormatSpec()) -> ParsedOutput:
-    """Check ``text`` against ``spec``; never raises on any input."""
+def parse_output(text: Any, spec: FormatSpec = FormatSpec(), candidates: Collection[str] | None = None) -> ParsedOutput:
+    """Check ``text`` against ``spec``; never raises on any input.
+
+    ``candidates``: the ids a re-ranked list must be a permutation of (the prompt's ``Item_k``);
+    ``None`` skips that check.
+    """
     if not isinstance(text, str):
         text = "" if text is None else str(text)
     text = strip_special_tokens(text)
@@ -151,15 +181,16 @@ def parse_output(text: Any, spec: FormatSpec = FormatSpec()) -> ParsedOutput:
     tag_error = _check_tags(text, spec)
     if tag_error is not None:
         return _reject(tag_error)
-    if _outside_text(text).strip():
+    strict = spec.format_rule == "strict"
+    if strict and _outside_text(text).strip():
         return _reject(FormatError.TEXT_OUTSIDE_TAGS)
     body = text.split(ANSWER_OPEN, 1)[1].split(ANSWER_CLOSE, 1)[0]
-    obj, json_error = _parse_json_object(body)
+    obj, json_error = _parse_json_object(body, allow_fence=strict)
     if json_error is not None:
         return _reject(json_error)
     if spec.answer_key not in obj:
         return _reject(FormatError.MISSING_KEY)
-    answer, value_error = _check_value(obj[spec.answer_key], spec)
+    answer, value_error = _check_value(obj[spec.answer_key], spec, candidates)
     if value_error is not None:
         return _reject(value_error)
     think = text.split(THINK_OPEN, 1)[1].split(THINK_CLOSE, 1)[0] if THINK_OPEN in text else ""

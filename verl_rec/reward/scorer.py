@@ -17,8 +17,9 @@ Every path that scores an output runs these steps: the reward manager, ``compute
 
 3. :func:`finish` (pure): the positions -> :class:`RewardResult` (score + fixed logged keys).
 
-A failed retrieval scores ``retrieval_error_score`` and is counted in ``retrieval_error`` (and
-logged), so that training goes on; an evaluation asks for it to raise instead, since a failed
+A failed retrieval (the engine raised, or rejected the query: a ranking with an ``error``, a
+``None`` position map) scores ``retrieval_error_score`` and is counted in ``retrieval_error``
+(and logged), so that training goes on; an evaluation asks for it to raise instead, since a failed
 search reported as a miss would lower the table silently.
 :class:`ServiceScorer` is what the reward manager runs per sample, without veRL.
 """
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -65,10 +66,12 @@ def prepare_answer(parsed: ParsedOutput, qrels: dict[str, float], fmt: FormatSpe
     return Pending(parsed, qrels, spec, found=first_positions(parsed.answer, qrels, spec.depth))
 
 
-def prepare(text: Any, ground_truth: Any, fmt: FormatSpec, spec: RewardSpec) -> Pending:
+def prepare(text: Any, ground_truth: Any, fmt: FormatSpec, spec: RewardSpec,
+            candidates: Collection[str] | None = None) -> Pending:
     """Check ``text`` against ``fmt`` and read its qrels; never raises on model output (a
-    malformed ground truth is a data bug and raises, see :func:`verl_rec.qrels.parse_qrels`)."""
-    return prepare_answer(parse_output(text, fmt), parse_qrels(ground_truth), fmt, spec)
+    malformed ground truth is a data bug and raises, see :func:`verl_rec.qrels.parse_qrels`).
+    ``candidates``: the prompt's item ids, which a re-ranked list must be a permutation of."""
+    return prepare_answer(parse_output(text, fmt, candidates), parse_qrels(ground_truth), fmt, spec)
 
 
 def finish(pending: Pending, found: Mapping[str, int] | None = None) -> RewardResult:
@@ -107,17 +110,27 @@ def _batches(items: list[str], size: int, progress: bool) -> Iterator[list[str]]
         yield items[start:start + size]
 
 
+def _ranking_or_none(hits: Any) -> list[str] | None:
+    """The ranked ids, or None when the engine rejected the query (``SearchHits.error``)."""
+    if getattr(hits, "error", None):
+        logger.warning("verl-rec: the engine rejected a query: %s", hits.error)
+        return None
+    return list(hits.ids)
+
+
 def score_with_search(pendings: Sequence[Pending], search: Search, *, batch_size: int = 256,
                       count_errors: bool = True, progress: bool = False) -> list[RewardResult]:
     """Score many prepared outputs with ``search`` in this process: one call per batch of the
     distinct queries, to the deepest cutoff any of them needs; each output's targets are then
-    looked up in its query's ranking. ``count_errors=False`` lets a failed search raise."""
+    looked up in its query's ranking. A query the engine rejected is a retrieval error.
+    ``count_errors=False`` lets a failed search raise (a rejected query still scores as a
+    counted retrieval error: it is the model's query that failed, not the engine)."""
     queries = list(dict.fromkeys(p.query for p in pendings if p.query is not None))
     depth = max((p.spec.depth for p in pendings if p.query is not None), default=1)
     rankings: dict[str, list[str] | None] = {}
     for batch in _batches(queries, batch_size, progress):
         try:
-            hits = [list(h.ids) for h in search(batch, depth)]
+            hits = [_ranking_or_none(h) for h in search(batch, depth)]
         except Exception:
             if not count_errors:
                 raise
@@ -142,8 +155,12 @@ class ServiceScorer:
     def from_reward_kwargs(cls, values: Mapping[str, Any] | None) -> ServiceScorer:
         return cls(RewardSettings.from_mapping(values))
 
-    async def score_text(self, text: str, ground_truth: Any, prompt_format: str = DEFAULT_FORMAT) -> RewardResult:
-        pending = prepare(text, ground_truth, self.settings.format_spec(prompt_format), self.settings.reward)
+    async def score_text(self, text: str, ground_truth: Any, prompt_format: str = DEFAULT_FORMAT,
+                         candidates: Collection[str] | None = None, think_prefilled: bool | None = None) -> RewardResult:
+        """Score one output. ``candidates``: the prompt's item ids (re-ranking); ``think_prefilled``:
+        whether this rollout's prompt opened ``<think>`` (None: the recipe's or the format's setting)."""
+        fmt = self.settings.format_spec(prompt_format, think_prefilled)
+        pending = prepare(text, ground_truth, fmt, self.settings.reward, candidates)
         if pending.query is not None and self.service is None:
             raise KeyError("reward.reward_kwargs.retrieval is required for query-writing formats")
         return await score_with_service(pending, self.service)

@@ -20,7 +20,7 @@ REWARD_KEYS = tuple(f.name for f in fields(RewardSpec))
 #: what a well-formed output is (:class:`FormatSpec`)
 FORMAT_KEYS = tuple(f.name for f in fields(FormatSpec))
 #: the format keys a recipe sets; the answer key and the think block come from the prompt format
-RECIPE_FORMAT_KEYS = ("max_query_words", "think_prefilled")
+RECIPE_FORMAT_KEYS = ("max_query_words", "think_prefilled", "format_rule")
 
 
 def check_keys(values: Mapping[str, Any], known: Iterable[str], where: str) -> None:
@@ -38,25 +38,38 @@ def reward_spec(values: Mapping[str, Any]) -> RewardSpec:
 
 @dataclass(frozen=True)
 class RewardSettings:
-    """A recipe's reward settings: the reward, the retrieval service, and caps on the format."""
+    """A recipe's reward settings: the reward, the retrieval service, and the format's options.
+
+    ``think_prefilled``: ``None`` (the default) reads it off each rollout's prompt in the
+    reward manager (did the prompt end with an opened ``<think>``?), else off the prompt
+    format; ``True``/``False`` force it. ``format_rule``: ``released`` | ``strict``
+    (:class:`~verl_rec.tasks.formats.FormatSpec`).
+    """
 
     reward: RewardSpec
     retrieval: ServiceConfig | None
     max_query_words: int | None = None
-    think_prefilled: bool = False
+    think_prefilled: bool | None = None
+    format_rule: str = "released"
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | None) -> RewardSettings:
         values = dict(values or {})
         check_keys(values, (*REWARD_KEYS, *RECIPE_FORMAT_KEYS, "retrieval"), "reward.reward_kwargs")
         retrieval = values.get("retrieval")
+        prefilled = values.get("think_prefilled")
+        rule = values.get("format_rule") or "released"
+        FormatSpec(format_rule=rule)  # an unknown rule fails here, at start-up
         return cls(
             reward=reward_spec(values),
             retrieval=ServiceConfig.from_mapping(retrieval) if retrieval else None,
             max_query_words=values.get("max_query_words"),
-            think_prefilled=bool(values.get("think_prefilled", False)),
+            think_prefilled=None if prefilled is None else bool(prefilled),
+            format_rule=rule,
         )
 
-    def format_spec(self, prompt_format: str) -> FormatSpec:
-        """What outputs of ``prompt_format`` must look like under these settings."""
-        return format_spec(prompt_format, self.think_prefilled, self.max_query_words)
+    def format_spec(self, prompt_format: str, think_prefilled: bool | None = None) -> FormatSpec:
+        """What outputs of ``prompt_format`` must look like under these settings; ``think_prefilled``
+        is what this rollout's prompt did (a recipe's explicit setting wins)."""
+        prefilled = self.think_prefilled if self.think_prefilled is not None else think_prefilled
+        return format_spec(prompt_format, prefilled, self.max_query_words, self.format_rule)

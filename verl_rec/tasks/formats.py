@@ -1,23 +1,42 @@
 """Named prompt formats: the words the policy reads, and the answer the reward checks.
 
-Each format knows its task inputs, its system and user text, and the :class:`FormatSpec`
-(answer key, think block) that the reward enforces: the dataset records the format name in
-``extra_info["prompt_format"]`` and the reward looks the spec up here (:func:`format_spec`),
-so the reward checks exactly the format the prompt asked for. :data:`DEFAULT_FORMAT` is the
-format of a recipe, dataset row or reward call that names none; :data:`TASK_FORMATS` the one
-an evaluation reads each task's outputs with. BM25 formats say plainly that the engine is
-bag-of-words: Boolean operators and quotes have no effect there (Rec-R1 defect 2).
+Each format knows its task inputs, its system and user text, an optional pre-filled start of
+the assistant turn, and the :class:`FormatSpec` (answer key, think block) that the reward
+enforces: the dataset records the format name in ``extra_info["prompt_format"]`` and the
+reward looks the spec up here (:func:`format_spec`), so the reward checks exactly the format
+the prompt asked for. :data:`DEFAULT_FORMAT` is the format of a dataset row or reward call that
+names none; :data:`TASK_FORMATS` the one an evaluation reads each task's outputs with.
+
+Two families:
+
+* ``paper_*``: the released Rec-R1 prompts, verbatim (typos included), with the pre-filled
+  assistant turn ``"Let me solve this step by step.\n<think>"`` (:data:`PAPER_PREFILL`).
+  They ask for Boolean operators (AND, OR) that a bag-of-words BM25 engine drops (Rec-R1
+  defect 2): kept as released, so that the paper's setting is one name away.
+* ours (``bm25_query``, ``dense_expansion``, ...): plain-spoken about the engine (Boolean
+  operators and quotes have no effect on BM25), no pre-fill. ``bm25_query_rare_words`` adds
+  our earlier hint that the engine favours rare words (a nudge towards keyword stuffing).
+
+:meth:`PromptFormat.render` gives the exact text the rollout tokenizes (chat template plus
+pre-fill): the prefill agent loop, the evaluation's generation and the dev kit's format
+warm-up all call it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from typing import Any
 
 from verl_rec.tasks.records import TaskRecord
 
 DEFAULT_FORMAT = "bm25_query"
+
+#: the released Rec-R1 prompts end with this start of the assistant turn
+PAPER_PREFILL = "Let me solve this step by step.\n<think>"
+#: how a model output is checked: the released code's acceptance, or our stricter rule
+FORMAT_RULES = ("released", "strict")
 
 _OUTPUT_RULES = (
     "First think step by step inside <think> </think>. Then give your final answer inside "
@@ -28,34 +47,64 @@ _OUTPUT_RULES = (
 
 @dataclass(frozen=True)
 class FormatSpec:
-    """What the prompt asked for; the reward checks exactly this (:func:`verl_rec.reward.parsing.parse_output`)."""
+    """What the prompt asked for; the reward checks exactly this (:func:`verl_rec.reward.parsing.parse_output`).
+
+    ``format_rule``: ``released`` accepts what the released Rec-R1 reward accepts (each tag
+    exactly once, in order, any text outside the tags); ``strict`` also rejects text outside
+    the tags (and accepts a Markdown code fence around the JSON).
+    """
 
     answer_key: str = "query"
     require_think: bool = True
     think_prefilled: bool = False
     max_query_words: int | None = None
+    format_rule: str = "released"
+
+    def __post_init__(self) -> None:
+        if self.format_rule not in FORMAT_RULES:
+            raise ValueError(f"format_rule must be one of {FORMAT_RULES}, got {self.format_rule!r}")
 
 
 @dataclass(frozen=True)
 class PromptFormat:
+    """One prompt wording. ``render_user`` gives the user turn; ``append_rules`` adds our output
+    rules after it (the paper's user text carries its own); ``assistant_prefill`` starts the
+    assistant turn (the model continues it)."""
+
     name: str
     task: str
     system: str
     render_user: Callable[[TaskRecord], str]
     answer_key: str = "query"
     example: str = '{"query": "..."}'
+    append_rules: bool = True
+    assistant_prefill: str | None = None
+
+    @property
+    def think_prefilled(self) -> bool:
+        """The pre-fill opens the think block: the output continues inside ``<think>``."""
+        return bool(self.assistant_prefill) and self.assistant_prefill.rstrip().endswith("<think>")
 
     @property
     def spec(self) -> FormatSpec:
-        return FormatSpec(answer_key=self.answer_key, require_think=True)
+        return FormatSpec(answer_key=self.answer_key, require_think=True, think_prefilled=self.think_prefilled)
 
     def messages(self, record: TaskRecord) -> list[dict[str, str]]:
-        """Chat messages for veRL's ``prompt`` column."""
-        rules = _OUTPUT_RULES.format(example=self.example)
-        return [
-            {"role": "system", "content": self.system},
-            {"role": "user", "content": f"{self.render_user(record)}\n\n{rules}"},
-        ]
+        """Chat messages for veRL's ``prompt`` column (the pre-fill is not a message: see :meth:`render`)."""
+        user = self.render_user(record)
+        if self.append_rules:
+            user = f"{user}\n\n{_OUTPUT_RULES.format(example=self.example)}"
+        return [{"role": "system", "content": self.system}, {"role": "user", "content": user}]
+
+    def render(self, tokenizer: Any, messages: list[dict[str, str]] | TaskRecord,
+               chat_template_kwargs: Mapping[str, Any] | None = None) -> str:
+        """The prompt text the policy continues: the chat template with the generation prompt,
+        then the pre-fill. ``messages`` may be a record (rendered with :meth:`messages`)."""
+        if isinstance(messages, TaskRecord):
+            messages = self.messages(messages)
+        text = tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True,
+                                             **dict(chat_template_kwargs or {}))
+        return text + (self.assistant_prefill or "")
 
 
 def _numbered(lines: list[str]) -> str:
@@ -104,6 +153,11 @@ def _rerank_user(record: TaskRecord) -> str:
 
 _BM25_SYSTEM = (
     "You write queries for a BM25 keyword search engine over a product catalog. The engine is "
+    "bag-of-words: it matches stemmed words and ignores word order, quotes and Boolean operators "
+    "(AND, OR, NOT have no effect)."
+)
+_BM25_RARE_WORDS_SYSTEM = (
+    "You write queries for a BM25 keyword search engine over a product catalog. The engine is "
     "bag-of-words: it matches stemmed words, ignores word order, quotes and Boolean operators "
     "(AND, OR, NOT have no effect), and favours rare words that appear in the wanted products."
 )
@@ -113,10 +167,81 @@ _DENSE_SYSTEM = (
 )
 _RERANK_SYSTEM = "You are a product search expert who orders candidate products by relevance to a query."
 
+# -- the released Rec-R1 prompts, verbatim (src/dataset/*/inst/*/; see docs/fidelity.md) ------------
+# The released prompts are raw strings with the Qwen ChatML markup written in; split into a
+# system and a user message, Qwen2.5's chat template renders them back byte for byte.
+
+_PAPER_SYSTEM = (
+    "You are a helpful AI assistant. You first think about the reasoning process in the mind and "
+    "then provide the user with the answer."
+)
+_PAPER_ANSWER = (
+    "Show your work in <think> </think> tags. Your final response must be in JSON format within "
+    "<answer> </answer> tags."
+)
+_PAPER_BOOLEAN = " The generated query should use Boolean operators (AND, OR) to structure your query logically."
+_PAPER_EXAMPLE = ' For example,\n<answer>\n{\n    "query": xxx\n}\n</answer>.'
+_PAPER_SPARSE_TASK = (
+    "You are an expert in query generation. Given a query, your task is to create query terms to "
+    "retrieve retrieve the most relevant products, ensuring they best meet customer needs.\n"
+    "Below is the query:\n```{input}```\n"
+)
+_PAPER_ESCI_DENSE_TASK = (
+    "You are an expert in generating queries for dense retrieval. Given a customer query, your task "
+    "is to retain the original query while expanding it with additional semantically relevant "
+    "information, retrieve the most relevant products, ensuring they best meet customer needs. If no "
+    "useful expansion is needed, return the original query as is.\n"
+    "Below is the query:\n```{input}```\n"
+)
+_PAPER_C4_DENSE_TASK = (
+    "You are an expert in query rewriting for dense retrieval systems. Rewrite the following product "
+    "search query as if you are a real customer writing a natural, authentic review after using the "
+    "product. Maintain the meaning and details of the original query, but shift the tone to be more "
+    "casual, emotional, and based on personal experience. Include specific comments about product "
+    "performance that match the query's intent.\n"
+    "# Below is the product search query:\n# ```{input}```\n"
+)
+_PAPER_SEQREC_TASK = (
+    "You are an intelligent shopping assistant that helps predict what users may want to purchase "
+    "next. Below is a list of items a user has purchased recently. Your task is to infer one or "
+    "multiple kinds of products they may want to buy next, and generate relevant query terms that "
+    "can be used to search for these potential products.\n"
+    "Below is the user purchase history:\n```{input}```\n"
+)
+#: the released seqrec prompt shows the last 10 history items
+PAPER_HISTORY_ITEMS = 10
+
+
+def _paper_user(task_text: str, boolean: bool, input_of: Callable[[TaskRecord], str]) -> Callable[[TaskRecord], str]:
+    """The user turn of a released prompt (the input goes in as is, like the released ``str.format``)."""
+    tail = _PAPER_ANSWER + (_PAPER_BOOLEAN if boolean else "") + _PAPER_EXAMPLE
+
+    def render(record: TaskRecord) -> str:
+        return task_text.replace("{input}", input_of(record)) + tail
+
+    return render
+
+
+def _paper_history(record: TaskRecord) -> str:
+    """``Item 1: <title>`` lines of the last 10 purchases, oldest first (``amazon_beauty.py``)."""
+    shown = list(record.history)[-PAPER_HISTORY_ITEMS:]
+    return "\n".join(f"Item {i}: {title}" for i, title in enumerate(shown, start=1)).strip()
+
+
+def _query(record: TaskRecord) -> str:
+    return record.query
+
+
+def _paper(name: str, task: str, task_text: str, boolean: bool, input_of: Callable[[TaskRecord], str]) -> PromptFormat:
+    return PromptFormat(name, task, _PAPER_SYSTEM, _paper_user(task_text, boolean, input_of), example='{"query": xxx}',
+                        append_rules=False, assistant_prefill=PAPER_PREFILL)
+
+
 FORMATS: dict[str, PromptFormat] = {
     f.name: f
     for f in (
         PromptFormat("bm25_query", "search", _BM25_SYSTEM, _bm25_user),
+        PromptFormat("bm25_query_rare_words", "search", _BM25_RARE_WORDS_SYSTEM, _bm25_user),
         PromptFormat("dense_expansion", "search", _DENSE_SYSTEM, _dense_user),
         PromptFormat("review_rewrite", "search", _DENSE_SYSTEM, _review_user),
         PromptFormat("seqrec_query", "seqrec", _BM25_SYSTEM, _seqrec_user),
@@ -129,6 +254,11 @@ FORMATS: dict[str, PromptFormat] = {
             answer_key="reranked_items",
             example='{"reranked_items": ["Item_3", "Item_1", "..."]}',
         ),
+        # ESCI sparse and Amazon-C4 sparse: the two released prompts are byte-identical
+        _paper("paper_sparse", "search", _PAPER_SPARSE_TASK, True, _query),
+        _paper("paper_esci_dense", "search", _PAPER_ESCI_DENSE_TASK, False, _query),
+        _paper("paper_c4_dense", "search", _PAPER_C4_DENSE_TASK, False, _query),
+        _paper("paper_seqrec", "seqrec", _PAPER_SEQREC_TASK, True, _paper_history),
     )
 }
 
@@ -146,7 +276,13 @@ def get_format(name: str) -> PromptFormat:
 
 
 @lru_cache(maxsize=256)  # the reward looks a format up for every sample
-def format_spec(name: str, think_prefilled: bool = False, max_query_words: int | None = None) -> FormatSpec:
-    """What the reward checks for outputs of format ``name``, with a recipe's settings applied
-    (the prompt pre-fills ``<think>``; a cap on query words)."""
-    return replace(get_format(name).spec, think_prefilled=think_prefilled, max_query_words=max_query_words)
+def format_spec(name: str, think_prefilled: bool | None = None, max_query_words: int | None = None,
+                format_rule: str = "released") -> FormatSpec:
+    """What the reward checks for outputs of format ``name``, with a recipe's settings applied.
+
+    ``think_prefilled=None`` follows the format (its pre-fill opens ``<think>``); ``True`` or
+    ``False`` says what the rollout really did (the reward manager reads it off the prompt).
+    """
+    spec = get_format(name).spec
+    prefilled = spec.think_prefilled if think_prefilled is None else bool(think_prefilled)
+    return replace(spec, think_prefilled=prefilled, max_query_words=max_query_words, format_rule=format_rule)

@@ -10,8 +10,10 @@ column          type                   meaning
 ``data_source`` string                 e.g. ``esci_bm25/Video_Games`` (logged per source)
 ``task``        string                 ``search`` | ``seqrec`` | ``rerank``
 ``query``       string (may be empty)  the user's query (search, rerank)
-``history``     list<string>           titles of past purchases, oldest first (seqrec)
-``candidates``  list<struct{id,text}>  candidates to re-rank (rerank)
+``history``     list<string>           titles of past purchases, oldest first (seqrec);
+                                       a JSON string of the list is read too
+``candidates``  list<struct{id,text}>  candidates to re-rank (rerank); a JSON string
+                                       of the list is read too
 ``qrels``       string (JSON)          ``{doc_id: gain}``: JSON keeps Arrow from turning
                                        per-row dicts into a union struct (read by
                                        :func:`verl_rec.qrels.parse_qrels`)
@@ -32,9 +34,26 @@ REQUIRED_COLUMNS = ("record_id", "data_source", "task", "qrels")
 TASKS = ("search", "seqrec", "rerank")
 
 
-def _sequence(value: Any) -> Sequence[Any]:
-    """A list column as a sequence: Arrow gives lists, pandas numpy arrays, a missing value None."""
-    return () if value is None else value
+def _sequence(value: Any, where: str, column: str) -> Sequence[Any]:
+    """A list column as a sequence: Arrow gives lists, pandas numpy arrays, a missing value None,
+    and a file written by hand or through JSON may hold the list as a JSON string."""
+    if value is None:
+        return ()
+    if isinstance(value, (str, bytes)):
+        try:
+            value = json.loads(value) if str(value).strip() else []
+        except ValueError as exc:
+            raise ValueError(f"{where}: column {column!r} is a string that is not a JSON list ({exc}): {str(value)[:80]!r}") from None
+    if isinstance(value, Mapping) or not hasattr(value, "__iter__"):
+        raise ValueError(f"{where}: column {column!r} must be a list, got {type(value).__name__}: {str(value)[:80]!r}")
+    return list(value)
+
+
+def _candidate(value: Any, where: str, position: int) -> Candidate:
+    if isinstance(value, Mapping) and "id" in value and "text" in value:
+        return Candidate(str(value["id"]), str(value["text"]))
+    raise ValueError(f"{where}: column 'candidates' item {position} must be an object with 'id' and 'text', "
+                     f"got {str(value)[:80]!r}")
 
 
 @dataclass(frozen=True)
@@ -77,14 +96,15 @@ class TaskRecord:
         if row["task"] not in TASKS:
             raise ValueError(f"{where}: column 'task' is {row['task']!r}, expected one of {TASKS}")
         qrels = parse_qrels(row["qrels"], what=f"{where}: column 'qrels'")
-        candidates: Sequence[Any] = _sequence(row.get("candidates"))
+        candidates = _sequence(row.get("candidates"), where, "candidates")
+        history = _sequence(row.get("history"), where, "history")
         return cls(
             record_id=str(row["record_id"]),
             data_source=str(row["data_source"]),
             task=str(row["task"]),
             qrels=qrels,
             query=str(row.get("query") or ""),
-            history=tuple(str(h) for h in _sequence(row.get("history"))),
-            candidates=tuple(Candidate(str(c["id"]), str(c["text"])) for c in candidates),
+            history=tuple(str(h) for h in history),
+            candidates=tuple(_candidate(c, where, i) for i, c in enumerate(candidates)),
             split=str(row.get("split") or "train"),
         )

@@ -112,8 +112,9 @@ class LuceneRetriever(Retriever):
         return self._run(queries, k, exact=True)
 
     def target_positions(self, queries: Sequence[str], k: int,
-                         targets: Sequence[Sequence[str]]) -> list[dict[str, int]]:
-        """Rank of each target in its query's top ``k``, without reading the hits' ids.
+                         targets: Sequence[Sequence[str]]) -> list[dict[str, int] | None]:
+        """Rank of each target in its query's top ``k``, without reading the hits' ids; ``None``
+        for a query Lucene refused (logged).
 
         Same query, sort (score desc, id asc) and cut-off as :meth:`search`, but the top ``k``
         are read back as Java ``int[]`` of Lucene document numbers, and the targets are turned
@@ -126,7 +127,7 @@ class LuceneRetriever(Retriever):
         self._check_open()
         check_target_lists(queries, targets)
         texts = [sanitize_text(q) for q in queries]
-        results: list[dict[str, int]] = [{} for _ in texts]
+        results: list[dict[str, int] | None] = [{} for _ in texts]
         if k <= 0:
             return results
         unique = [t for t in dict.fromkeys(texts) if t.strip()]
@@ -145,6 +146,9 @@ class LuceneRetriever(Retriever):
         ranked = dict(zip(unique, docs))
         for j, (text, wanted) in enumerate(zip(texts, targets)):
             numbers = ranked.get(text)
+            if numbers is None and text in ranked:  # Lucene refused it: an error, not a miss
+                results[j] = None
+                continue
             if not numbers:
                 continue
             found = {}
@@ -290,14 +294,15 @@ class LuceneRetriever(Retriever):
         return [self._to_hits(found.get(qid, ())) for qid in qids]
 
     def _search_each(self, texts: list[str], k: int, exact: bool) -> list[SearchHits]:
-        """One Java call chain per query; a query Lucene rejects gets an empty ranking."""
+        """One Java call chain per query; a query Lucene rejects gets an empty ranking marked with
+        the error (:attr:`SearchHits.error`)."""
         hits, failures = [], 0
         for text in texts:
             try:
                 hits.append(self._search_direct(text, k, exact))
             except self._java_exception as exc:
                 logger.warning("Lucene rejected query %.80r: %s", text, exc)
-                hits.append(_EMPTY)
+                hits.append(SearchHits(ids=[], scores=np.zeros(0, dtype=np.float32), error=f"Lucene rejected the query: {exc}"))
                 failures += 1
         if texts and failures == len(texts):
             self._search_direct("probe", 1, exact)  # raises if the engine itself is broken, not the queries

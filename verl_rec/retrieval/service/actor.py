@@ -61,6 +61,7 @@ class ServiceStats:
     cache_hits: int = 0
     deduplicated: int = 0
     failed_batches: int = 0
+    refused_queries: int = 0  # queries the engine refused (answered with an error, not cached)
     max_batch: int = 0
     engine_seconds: float = 0.0  # wall time inside the engine: the rest of a request's time is plumbing
     batch_sizes: list[int] = field(default_factory=list)
@@ -294,9 +295,10 @@ class RetrievalService:
         located = [q for q in batch.by_query if q in wanted]
         loop = asyncio.get_running_loop()
 
-        def work() -> tuple[dict[str, list[str]], dict[str, dict[str, int]]]:
+        def work() -> tuple[dict[str, list[str] | None], dict[str, dict[str, int] | None]]:
             started = time.perf_counter()
-            rankings = {q: list(h.ids) for q, h in zip(ranked, self.retriever.search(ranked, depth))} if ranked else {}
+            hits = self.retriever.search(ranked, depth) if ranked else []
+            rankings = {q: None if getattr(h, "error", None) else list(h.ids) for q, h in zip(ranked, hits)}
             positions = {}
             if located:
                 found = self.retriever.target_positions(located, depth, [sorted(wanted[q]) for q in located])
@@ -309,23 +311,30 @@ class RetrievalService:
 
         return loop.run_in_executor(self._engine_thread, work)
 
-    def _deliver(self, batch: Batch, rankings: dict[str, list[str]], positions: dict[str, dict[str, int]]) -> None:
+    def _deliver(self, batch: Batch, rankings: dict[str, list[str] | None],
+                 positions: dict[str, dict[str, int] | None]) -> None:
         """Answer every request of ``batch``, each cut at its own ``k`` and targets, and remember
-        the answers in the cache."""
+        the answers in the cache. A query the engine refused (``None``) is answered with an
+        error (the caller counts a retrieval error) and is not cached."""
         answered: dict[tuple, Any] = {}  # a repeated request is cut once
         try:
             for query, requests in batch.by_query.items():
+                refused = rankings[query] is None if query in rankings else positions[query] is None
+                self.stats.refused_queries += int(refused)
                 for _, k, targets, key, reply, slot in requests:
                     answer = answered.get(key)
                     if answer is None:
-                        if targets is None:
+                        if refused:
+                            answer = RuntimeError(f"the engine refused the query {query[:80]!r}")
+                        elif targets is None:
                             answer = rankings[query][:k]
                         elif query in rankings:
                             answer = first_positions(rankings[query], targets, k)
                         else:
                             answer = {t: p for t, p in positions[query].items() if t in targets and p < k}
                         answered[key] = answer
-                        self.cache.put(key, answer)
+                        if not refused:
+                            self.cache.put(key, answer)
                         for waiter, waiter_slot in self._running.pop(key, ()):
                             waiter.fill(waiter_slot, answer)
                     reply.fill(slot, answer)
