@@ -3,6 +3,8 @@
 Registers, in every process that imports veRL (driver, TaskRunner, Ray workers):
 
 * the ``rec_r1`` reward manager, once veRL imports its reward-manager registry;
+* the ``rec_search_agent`` agent loop, once veRL imports its agent-loop package;
+* the ``${verl_rec_path:...}`` config resolver (files shipped in the package, e.g. the tool config);
 * the CPU backend: the ``cpu`` platform (selected by ``VERL_PLATFORM=cpu``), FSDP engines for
   device ``cpu`` and the ``hf`` rollout (see :mod:`verl_rec.cpu_backend`).
 
@@ -16,20 +18,28 @@ import logging
 logger = logging.getLogger(__name__)
 
 REWARD_REGISTRY_MODULE = "verl.experimental.reward_loop.reward_manager"
+AGENT_LOOP_PACKAGE = "verl.experimental.agent_loop"
 
 
 def _register_reward_manager(_registry_module) -> None:
     import verl_rec.integration.reward_manager  # noqa: F401  (its @register decorator runs)
 
 
+def _register_agent_loop(_package) -> None:
+    import verl_rec.integration.search_agent_loop  # noqa: F401  (its @register decorator runs)
+
+
 def _register() -> None:
     from verl_rec.cpu_backend.registration import register_platform, registry_hooks
     from verl_rec.integration.import_hooks import when_imported
+    from verl_rec.recipes import register_resolvers
 
     register_platform()
+    register_resolvers()
     for module_name, callback in registry_hooks():
         when_imported(module_name, callback)
     when_imported(REWARD_REGISTRY_MODULE, _register_reward_manager)
+    when_imported(AGENT_LOOP_PACKAGE, _register_agent_loop)
 
 
 try:

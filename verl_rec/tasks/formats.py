@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
+from verl_rec.agent.prompts import SEARCH_INSTRUCTIONS
 from verl_rec.tasks.records import TaskRecord
 
 DEFAULT_FORMAT = "bm25_query"
@@ -70,6 +71,10 @@ def _bm25_user(record: TaskRecord) -> str:
     )
 
 
+def _bm25_agent_user(record: TaskRecord) -> str:
+    return f"{_bm25_user(record)}\n{SEARCH_INSTRUCTIONS}"
+
+
 def _dense_user(record: TaskRecord) -> str:
     return (
         f'A shopper typed this into a product search box: "{record.query}"\n'
@@ -117,6 +122,7 @@ FORMATS: dict[str, PromptFormat] = {
     f.name: f
     for f in (
         PromptFormat("bm25_query", "search", _BM25_SYSTEM, _bm25_user),
+        PromptFormat("bm25_agent", "search", _BM25_SYSTEM, _bm25_agent_user),  # verl_rec.agent: may search first
         PromptFormat("dense_expansion", "search", _DENSE_SYSTEM, _dense_user),
         PromptFormat("review_rewrite", "search", _DENSE_SYSTEM, _review_user),
         PromptFormat("seqrec_query", "seqrec", _BM25_SYSTEM, _seqrec_user),
