@@ -198,6 +198,33 @@ def test_the_service_returns_ids_and_titles_through_its_batching_path(service):
     assert info["batches"] == 1 and info["deduplicated"] >= 1  # one engine batch, the repeat answered once
 
 
+def test_search_calls_do_not_wait_for_a_batch_window(service_config):
+    """A reward burst waits for its batch window; a search call that finds the engine free runs at
+    once, and calls sent together form one batch."""
+    import time
+
+    from verl_rec.retrieval.service.actor import RetrievalService
+
+    service = RetrievalService(type(service_config)(**{**service_config.__dict__, "batch_window_ms": 300}))
+
+    async def timed(coro):
+        started = time.perf_counter()
+        await coro
+        return time.perf_counter() - started
+
+    async def scenario():
+        search = await timed(service.hits_many([("stapler", 3)]))
+        reward = await timed(service.target_positions_many([("yoga mat", 10, ["P4"])]))
+        burst = await asyncio.gather(*(service.hits_many([(q, 3)]) for q in ("controller", "wireless controller",
+                                                                          "black controller", "acme", "wireless")))
+        return search, reward, burst
+
+    search, reward, burst = asyncio.run(scenario())
+    assert search < 0.15 and reward >= 0.25, (search, reward)
+    assert all(answer[0][0] == ["P1", "Acme Wireless Controller Black"] for answer in burst)
+    assert service.info()["batch_sizes"] == [1, 1, 5]  # calls sent together still leave as one batch
+
+
 def test_a_service_without_document_texts_says_which_key_to_set(service_config):
     from verl_rec.retrieval.service.actor import RetrievalService
 

@@ -139,14 +139,16 @@ class RetrievalService:
 
         What a search tool shows a policy. The rankings take the same path as every other
         request (micro-batched, deduplicated, cached); the texts come from ``doc_text_path``.
-        Sends no caller id: a reward batch window never waits for a rollout worker.
+        Sends no caller id and opens no batch window: a reward window never waits for a rollout
+        worker, and a call that finds the engine free runs at once (calls that arrive while the
+        engine is busy form the next batch).
         """
         self.stats.calls += 1
         if self.doc_texts is None:
             error = RuntimeError("this retrieval service has no document texts: set doc_text_path (the corpus "
                                  "JSONL, e.g. reward.reward_kwargs.retrieval.doc_text_path) to show search results")
             return [error] * len(requests)
-        reply = Reply(len(requests), asyncio.get_running_loop().create_future())
+        reply = Reply(len(requests), asyncio.get_running_loop().create_future(), window=False)
         for slot, (query, k) in enumerate(requests):
             try:
                 if not isinstance(query, str):
@@ -245,12 +247,14 @@ class RetrievalService:
         """Run the pending requests in engine batches until none is left.
 
         The first batch waits up to ``batch_window_ms`` for concurrent requests (less if
-        ``max_batch_size`` arrive, or a call from every recent caller); later batches are
+        ``max_batch_size`` arrive, or a call from every recent caller; not at all if it holds
+        only search-tool requests, see :meth:`hits_many`); later batches are
         whatever queued up while the engine was busy, handed to it as soon as it returns: before
         the answers of the last one are handed out, so the engine never waits for this event
         loop.
         """
-        if self.config.batch_window_ms > 0 and not self._window_complete():
+        windowed = any(request[4].window for request in self._pending)
+        if self.config.batch_window_ms > 0 and windowed and not self._window_complete():
             self._full = asyncio.get_running_loop().create_future()
             try:
                 await asyncio.wait_for(asyncio.shield(self._full), self.config.batch_window_ms / 1000.0)
