@@ -127,8 +127,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         started = time.perf_counter()
         handle = get_or_start_service(ServiceConfig.from_mapping(service))
-        startup_s = time.perf_counter() - started
         ray.get(handle.info.remote())
+        startup_s = time.perf_counter() - started  # the engine open, warmed up, titles loaded
         caller = ray.remote(num_cpus=0)(Caller)
         agents = [caller.options(max_concurrency=10_000).remote(service, reward_kwargs) for _ in range(args.agent_workers)]
         rewards = [caller.options(max_concurrency=10_000).remote(service, reward_kwargs) for _ in range(args.reward_workers)]
@@ -173,8 +173,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "reward_scores": {"n": len(scores), "mean": float(np.mean(scores)) if scores else 0.0},
         "service": {"startup_s": startup_s, **{k: after[k] - before[k] for k in
                     ("calls", "requests", "batches", "engine_queries", "cache_hits", "deduplicated", "engine_seconds")}},
-        "latencies_ms": {"tool": [1000 * t for t in tool], "reward": [1000 * t for t in reward],
-                         "tool_alone": [1000 * t for t in alone]},
+        "latencies_ms": {name: [round(1000 * t, 2) for t in values] for name, values in
+                         (("tool", tool), ("reward", reward), ("tool_alone", alone))},
         "machine": machine(),
     }
 

@@ -2,10 +2,10 @@
 
 Like :mod:`verl_rec.devkit.format_warmup`, for CPU smoke runs and tests only: a random model
 never writes a well-formed ``<tool_call>``, so an agent run would have no calls to train on.
-Episodes are made up from task records: 0 to ``max_searches`` calls (chosen at random), each
-query a random subset of the record's query words, each answered by a result block in the
-tool's real format listing RANDOM catalog products (never what the query retrieves), then
-``<think>...</think><answer>{"query": <the record's query>}</answer>``. The model learns the
+Episodes are made up from task records: 0 to ``max_searches`` calls (none in a fifth of them,
+else uniform), each query a random subset of the record's query words, each answered by a
+result block in the tool's real format listing RANDOM catalog products (never what the query
+retrieves), then ``<think>...</think><answer>{"query": <the record's query>}</answer>``. The model learns the
 format only; which words retrieve well is left to RL.
 
 Token sequences are built as veRL's agent loop builds them at run time (the prompt with the
@@ -85,8 +85,10 @@ def episode_tokens(tokenizer, prompt: list[dict[str, str]], turns: Sequence[Turn
 
 def make_episodes(records_parquet: str | Path, corpus: str | Path, prompt_format: str = "bm25_agent",
                   max_searches: int = 2, settings: SearchToolSettings = SearchToolSettings(),
-                  count_tokens: Any = None, seed: int = 0) -> list[tuple[list[dict[str, str]], list[Turn]]]:
-    """(prompt messages, turns) per record: a format-only episode (see the module docstring)."""
+                  count_tokens: Any = None, seed: int = 0,
+                  no_search_share: float = 0.2) -> list[tuple[list[dict[str, str]], list[Turn]]]:
+    """(prompt messages, turns) per record: a format-only episode (see the module docstring);
+    ``no_search_share`` of them answer at once, the others make 1 to ``max_searches`` calls."""
     from verl_rec.agent.protocol import approximate_tokens
 
     rng = np.random.default_rng(seed)
@@ -98,7 +100,7 @@ def make_episodes(records_parquet: str | Path, corpus: str | Path, prompt_format
     for i, row in pd.read_parquet(records_parquet).iterrows():
         record = TaskRecord.from_row(row.to_dict(), where=f"{records_parquet} row {i}")
         words = record.query.split() or ["product"]
-        n_calls = int(rng.integers(0, max_searches + 1))
+        n_calls = 0 if rng.random() < no_search_share else int(rng.integers(1, max_searches + 1))
         turns: list[Turn] = []
         for call in range(1, n_calls + 1):
             picked = sorted(rng.choice(len(words), size=int(rng.integers(1, len(words) + 1)), replace=False))
