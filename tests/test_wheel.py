@@ -113,6 +113,19 @@ def test_recipes_folder_composes_with_main_ppo(installed):
     assert "ppo_epochs" in cfg["actor_rollout_ref"]["actor"]  # veRL's own ppo_trainer
 
 
+def test_agent_recipe_finds_the_packaged_tool_config(installed):
+    """``${verl_rec_path:recipes/tools/search_tool.yaml}`` resolves to the installed package's file."""
+    names = zipfile.ZipFile(installed["wheel"]).namelist()
+    assert {"verl_rec/recipes/tools/search_tool.yaml", "verl_rec/recipes/common/search_agent.yaml"} <= set(names)
+    recipes = Path(run(installed, sys.executable, "-m", "verl_rec.recipes").stdout.strip())
+    out = run(installed, sys.executable, "-m", "verl.trainer.main_ppo", f"--config-dir={recipes}",
+              "--config-name=esci_bm25_agent", "--cfg", "job", "--resolve")
+    rollout = yaml.safe_load(out.stdout)["actor_rollout_ref"]["rollout"]
+    tool_config = Path(rollout["multi_turn"]["tool_config_path"])
+    assert tool_config.is_file() and tool_config.resolve().is_relative_to(installed["target"].resolve())
+    assert rollout["agent"]["default_agent_loop"] == "rec_search_agent"
+
+
 def test_own_recipe_builds_on_packaged_ones_through_the_search_path(installed):
     """A user's recipe in its own folder names ``common/rec_r1_grpo``; ``pkg://verl_rec.recipes`` provides it."""
     mine = installed["run_dir"] / "my_recipes"

@@ -28,6 +28,12 @@ template plus the format's pre-filled assistant turn (``paper_*`` formats), and 
 are read as continuations of it (``--no-think-prefilled`` for outputs made without it).
 A query the engine refuses scores 0 and is counted in ``retrieval_errors``.
 
+An agent prompt format (``--prompt-format bm25_agent``) runs each ``--model`` as a search agent
+(:mod:`verl_rec.evaluation.agent`): multi-turn episodes with the search tool of training
+(``--tool-config``, ``--max-searches``; result titles from ``--doc-texts`` or the index's corpus),
+scored on the final answer; the table adds searches per query (0 for the single-turn systems)
+and ``episodes_<name>.jsonl`` keeps every episode's calls.
+
 Metrics (``--metrics`` to change): search NDCG@10/20/100 + Recall@100; seqrec NDCG and
 Recall @10 and @50; rerank NDCG@10. Grouped by data_source (the test domain) plus an ALL
 row. Writes to --out: results.md (printed), results.csv, per_query.csv, results.json,
@@ -44,9 +50,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from verl_rec.agent.episode import Episode
+from verl_rec.agent.prompts import is_agent_format
 from verl_rec.data.io import InputError
 from verl_rec.evaluation import report
-from verl_rec.evaluation.inputs import read_many, read_outputs, write_outputs
+from verl_rec.evaluation.inputs import read_many, read_outputs, write_episodes, write_outputs
 from verl_rec.evaluation.scoring import (
     DEFAULT_METRICS,
     prepare_outputs,
@@ -94,6 +102,41 @@ def model_outputs(records: Sequence[TaskRecord], model_path: str, prompt_format:
     return {r.record_id: t for r, t in zip(records, texts)}
 
 
+def agent_model_outputs(records: Sequence[TaskRecord], model_path: str, args: argparse.Namespace,
+                        retriever: Any) -> tuple[dict[str, str], dict[str, Episode]]:
+    """Run the agent checkpoint at ``model_path``: its final answers, and each record's episode."""
+    from verl_rec.evaluation.agent import ChatGenerator, local_search, run_episodes, tool_settings
+    from verl_rec.recipes import package_file
+    from verl_rec.retrieval.doc_texts import DocTexts
+
+    if retriever is None:
+        raise InputError("an agent format searches: give --index (and --backend)")
+    settings = tool_settings(args.tool_config or package_file("recipes/tools/search_tool.yaml"))
+    doc_texts = DocTexts.from_corpus(doc_text_path(args))
+    generator = ChatGenerator(model_path, engine=args.engine, max_new_tokens=args.max_new_tokens,
+                              batch_size=args.gen_batch_size)
+    started = time.perf_counter()
+    episodes = run_episodes(records, args.prompt_format, generator.render, generator, local_search(retriever, doc_texts),
+                            settings, args.max_searches, generator.count_tokens)
+    print(f"ran {len(episodes)} agent episodes with {generator.engine} in {time.perf_counter() - started:.1f}s",
+          file=sys.stderr)
+    return ({r.record_id: e.final_text for r, e in zip(records, episodes)},
+            {r.record_id: e for r, e in zip(records, episodes)})
+
+
+def doc_text_path(args: argparse.Namespace) -> str:
+    """``--doc-texts``, else the corpus the index was built from (its metadata records it)."""
+    if args.doc_texts:
+        return args.doc_texts
+    from verl_rec.retrieval.index_metadata import read_index_metadata
+
+    corpus = (read_index_metadata(args.index) or {}).get("corpus_path")
+    if not corpus:
+        raise InputError(f"{args.index} does not record its corpus: give --doc-texts (the corpus JSONL) for the "
+                         "titles an agent's searches show")
+    return corpus
+
+
 def first_stage_orders(record_paths: Sequence[str]) -> dict[str, Any]:
     """Rerank sidecar rows (the first-stage order) of every records file that has one, by record id."""
     from verl_rec.data.rerank import read_sidecar
@@ -125,6 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-new-tokens", type=int, default=512)
     parser.add_argument("--gen-batch-size", type=int, default=16, help="prompts per transformers generate() call")
     parser.add_argument("--engine", choices=["auto", "vllm", "transformers"], default="auto")
+    parser.add_argument("--max-searches", type=int, default=3,
+                        help="agent formats: searches per episode (the recipe's multi_turn.max_user_turns)")
+    parser.add_argument("--tool-config", help="agent formats: the search tool yaml (default: the packaged one)")
+    parser.add_argument("--doc-texts", help="agent formats: corpus JSONL for result titles (default: the index's corpus)")
     parser.add_argument("--limit", type=int, help="first N records only (smoke runs)")
     parser.add_argument("--plot", action="store_true", help="also write results.png (bar chart)")
     parser.add_argument("--plot-metric", help="metric of the chart (default: each task's first)")
@@ -173,6 +220,8 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         retriever = open_retriever(args.backend, args.index, **json.loads(args.backend_options))
     summary: list[dict[str, Any]] = []
     per_query: list[dict[str, Any]] = []
+    agent = is_agent_format(args.prompt_format or "")
+    episodes: dict[str, Episode] = {}
     try:
         for name, source in systems:
             started = time.perf_counter()
@@ -183,12 +232,21 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 kind, path = source
                 if kind == "outputs":
                     outputs = read_outputs(path)
+                elif agent:
+                    outputs, episodes = agent_model_outputs(records, path, args, retriever)
+                    write_episodes(out / f"episodes_{name}.jsonl", episodes)
+                    write_outputs(out / f"outputs_{name}.jsonl", outputs)
                 else:
                     outputs = model_outputs(records, path, args.prompt_format, args)
                     write_outputs(out / f"outputs_{name}.jsonl", outputs)
                 pendings = prepare_outputs(records, outputs, formats, rewards)
                 missing = {r.record_id for r in records if r.record_id not in outputs}
             rows = score_system(records, pendings, retriever, missing)
+            if agent:  # searches per query, next to the single-turn systems (which search 0 times)
+                for row in rows:
+                    episode = episodes.get(row["record_id"])
+                    row["searches"] = episode.searches if episode else 0
+            episodes = {}
             per_query += [{"system": name, **row} for row in rows]
             summary += summarize(name, rows, metrics)
             print(f"scored {name}: {len(rows)} records in {time.perf_counter() - started:.1f}s", file=sys.stderr)

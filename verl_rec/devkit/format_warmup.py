@@ -55,31 +55,39 @@ def warm_up_format(model_dir: str | Path, records_parquet: str | Path, prompt_fo
 
 def _train(model_dir, records_parquet, prompt_format: str, steps: int, batch_size: int, lr: float, seed: int) -> Path:
     """Teacher-forced cross-entropy on the response tokens only."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+    fmt = get_format(prompt_format)
+    sequences = []
+    for messages, response in format_examples(records_parquet, prompt_format):
+        prompt_ids = tokenizer(fmt.render(tokenizer, messages), add_special_tokens=False)["input_ids"]
+        response_ids = tokenizer(response + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
+        sequences.append((list(prompt_ids) + response_ids, [0] * len(prompt_ids) + [1] * len(response_ids)))
+    return train_sequences(model_dir, sequences, steps, batch_size, lr, seed)
+
+
+def train_sequences(model_dir, sequences: list[tuple[list[int], list[int]]], steps: int, batch_size: int, lr: float,
+                    seed: int) -> Path:
+    """Fit ``model_dir`` in place on ``(token ids, loss mask)`` pairs: cross-entropy where the mask is 1."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
     model = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True)
-    fmt = get_format(prompt_format)
-    rows = []
-    for messages, response in format_examples(records_parquet, prompt_format):
-        prompt_ids = tokenizer(fmt.render(tokenizer, messages), add_special_tokens=False)["input_ids"]
-        response_ids = tokenizer(response + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
-        rows.append((list(prompt_ids), response_ids))
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
     generator = torch.Generator().manual_seed(seed)
     model.train()
     for _ in range(steps):
-        picks = torch.randint(len(rows), (batch_size,), generator=generator).tolist()
-        width = max(len(rows[i][0]) + len(rows[i][1]) for i in picks)
+        picks = torch.randint(len(sequences), (batch_size,), generator=generator).tolist()
+        width = max(len(sequences[i][0]) for i in picks)
         input_ids = torch.full((batch_size, width), tokenizer.pad_token_id or 0)
         labels = torch.full((batch_size, width), -100)
         attention = torch.zeros((batch_size, width), dtype=torch.long)
         for b, i in enumerate(picks):
-            prompt, response = rows[i]
-            ids = prompt + response
+            ids, mask = sequences[i]
             input_ids[b, : len(ids)] = torch.tensor(ids)
-            labels[b, len(prompt) : len(ids)] = torch.tensor(response)
+            labels[b, : len(ids)] = torch.where(torch.tensor(mask, dtype=torch.bool), torch.tensor(ids), -100)
             attention[b, : len(ids)] = 1
         loss = model(input_ids=input_ids, attention_mask=attention, labels=labels).loss
         loss.backward()

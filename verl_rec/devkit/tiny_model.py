@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 IM_START, IM_END, END_OF_TEXT = "<|im_start|>", "<|im_end|>", "<|endoftext|>"
@@ -47,8 +48,8 @@ The system message sets the task; the assistant answers inside the answer tags.
 """
 
 
-def _train_tokenizer(vocab_size: int):
-    """Byte-level BPE over the bundled corpus, wrapped as a transformers fast tokenizer."""
+def _train_tokenizer(vocab_size: int, extra_corpus: Sequence[str] = ()):
+    """Byte-level BPE over the bundled corpus (and ``extra_corpus``), wrapped as a transformers fast tokenizer."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -61,7 +62,8 @@ def _train_tokenizer(vocab_size: int):
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    bpe.train_from_iterator(_CORPUS.splitlines(keepends=True), trainer=trainer)
+    lines = _CORPUS.splitlines(keepends=True) + [line for text in extra_corpus for line in text.splitlines(keepends=True)]
+    bpe.train_from_iterator(lines, trainer=trainer)
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=bpe,
         eos_token=IM_END,
@@ -100,11 +102,16 @@ def _random_qwen2(tokenizer, seed: int):
     return model
 
 
-def build_tiny_model(out_dir: str | Path, vocab_size: int = 512, seed: int = 0) -> Path:
-    """Write tokenizer + random Qwen2 to ``out_dir`` (save_pretrained layout); return the path."""
+def build_tiny_model(out_dir: str | Path, vocab_size: int = 512, seed: int = 0, extra_corpus: Sequence[str] = ()) -> Path:
+    """Write tokenizer + random Qwen2 to ``out_dir`` (save_pretrained layout); return the path.
+
+    ``extra_corpus``: more text for the tokenizer to learn merges from, so that text a run
+    repeats (e.g. the agent's prompts and tool-call syntax, :func:`verl_rec.devkit.agent_warmup.agent_corpus`)
+    costs fewer tokens; give a larger ``vocab_size`` with it.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tokenizer = _train_tokenizer(vocab_size)
+    tokenizer = _train_tokenizer(vocab_size, extra_corpus)
     model = _random_qwen2(tokenizer, seed)
     tokenizer.save_pretrained(out)
     model.save_pretrained(out)

@@ -85,6 +85,16 @@ def write_outputs(path: str | Path, outputs: dict[str, str]) -> Path:
     return path
 
 
+def write_episodes(path: str | Path, episodes: dict) -> Path:
+    """An agent's episodes, one JSON line per record: ``{"record_id", "final_text", "calls", ...}``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as handle:
+        for record_id, episode in episodes.items():
+            handle.write(json.dumps({"record_id": record_id, **episode.to_dict()}, ensure_ascii=False) + "\n")
+    return path
+
+
 def read_run(path: str | Path) -> dict[str, list[str]]:
     """A TREC run (``qid Q0 docid rank score tag``) as ``{qid: [docid, ...]}``, best first.
 

@@ -27,13 +27,16 @@ def markdown(summary: Sequence[Mapping[str, Any]], metrics: Mapping[str, Sequenc
     for task in sorted({row["task"] for row in summary}):
         specs = list(metrics[task])
         length = "items" if task == "rerank" else "query words"  # a re-ranked list's length, a query's words
-        header = ["system", "data_source", "n", *(metric_label(m) for m in specs), "format fail %", length]
+        searches = any("mean_searches" in row for row in summary if row["task"] == task)  # an agent evaluation
+        header = ["system", "data_source", "n", *(metric_label(m) for m in specs), "format fail %", length,
+                  *(["searches/query"] if searches else [])]
         lines = [f"**{task}** (metrics x100)", "", "| " + " | ".join(header) + " |",
                  "|" + "|".join("---" if i < 2 else "---:" for i in range(len(header))) + "|"]
         for row in (r for r in summary if r["task"] == task):
             words = row["mean_query_words"]
             cells = [row["system"], row["data_source"], str(row["n"]), *(f"{100 * row[m]:.2f}" for m in specs),
-                     f"{100 * row['format_failure_rate']:.1f}", "-" if math.isnan(words) else f"{words:.1f}"]
+                     f"{100 * row['format_failure_rate']:.1f}", "-" if math.isnan(words) else f"{words:.1f}",
+                     *([f"{row.get('mean_searches', 0.0):.2f}"] if searches else [])]
             lines.append("| " + " | ".join(cells) + " |")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n"

@@ -111,5 +111,7 @@ def summarize(system: str, rows: Sequence[Mapping[str, Any]], metrics: Mapping[s
         summary["missing_outputs"] = sum(1 for m in members if m["error"] == MISSING_OUTPUT)
         summary["retrieval_errors"] = sum(1 for m in members if m["error"] == RETRIEVAL_ERROR)
         summary["mean_query_words"] = sum(m["query_words"] for m in ok) / len(ok) if ok else float("nan")
+        if all("searches" in m for m in members):  # an agent evaluation: searches per query
+            summary["mean_searches"] = sum(m["searches"] for m in members) / n
         out.append(summary)
     return out

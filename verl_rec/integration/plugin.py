@@ -3,8 +3,9 @@
 Registers, in every process that imports veRL (driver, TaskRunner, Ray workers):
 
 * the ``rec_r1`` reward manager, once veRL imports its reward-manager registry;
-* the ``verl_rec_prefill`` agent loop (a prompt format's pre-filled assistant turn), once
-  veRL imports its single-turn agent loop (the agent-loop registry is filled then);
+* the ``verl_rec_prefill`` agent loop (a prompt format's pre-filled assistant turn) and the
+  ``rec_search_agent`` agent loop (the multi-turn search agent), once veRL imports its agent
+  loops (the agent-loop registry is filled then);
 * the CPU backend: the ``cpu`` platform (selected by ``VERL_PLATFORM=cpu``), FSDP engines for
   device ``cpu`` and the ``hf`` rollout (see :mod:`verl_rec.cpu_backend`);
 * the recipes' OmegaConf resolvers (:mod:`verl_rec.recipes.resolvers`).
@@ -28,8 +29,9 @@ def _register_reward_manager(_registry_module) -> None:
     import verl_rec.integration.reward_manager  # noqa: F401  (its @register decorator runs)
 
 
-def _register_agent_loop(_module) -> None:
-    import verl_rec.integration.prefill_agent_loop  # noqa: F401  (its @register decorator runs)
+def _register_agent_loops(_module) -> None:
+    import verl_rec.integration.prefill_agent_loop  # noqa: F401  (their @register decorators run)
+    import verl_rec.integration.search_agent_loop  # noqa: F401
 
 
 def _register() -> None:
@@ -38,11 +40,11 @@ def _register() -> None:
     from verl_rec.recipes.resolvers import register_resolvers
 
     register_platform()
-    register_resolvers()  # the recipes' ${verl_rec.attn_implementation:}, wherever veRL resolves the config
+    register_resolvers()  # the recipes' ${verl_rec.attn_implementation:} and ${verl_rec_path:...}
     for module_name, callback in registry_hooks():
         when_imported(module_name, callback)
     when_imported(REWARD_REGISTRY_MODULE, _register_reward_manager)
-    when_imported(AGENT_LOOP_MODULE, _register_agent_loop)
+    when_imported(AGENT_LOOP_MODULE, _register_agent_loops)
 
 
 try:

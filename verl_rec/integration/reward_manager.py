@@ -18,6 +18,8 @@ rendered by the ``verl_rec_prefill`` agent loop) is read as its continuation. A 
 with a pre-fill whose prompt did not end with it is logged once: the rollout did not render the
 pre-fill (a custom ``agent_name`` or ``default_agent_loop``). Re-ranking answers are checked
 against the prompt's ``extra_info["candidate_ids"]``.
+A sample from the search agent loop is scored on its final turn, with the agent's logged keys
+added (:mod:`verl_rec.agent.reward`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ from verl import DataProto
 from verl.experimental.reward_loop.reward_manager import register
 from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
 
+from verl_rec.agent.episode import episode_from
+from verl_rec.agent.prompts import AGENT_LOOP_NAME, is_agent_format
+from verl_rec.agent.reward import score_episode
 from verl_rec.integration.plugin import PREFILL_AGENT_LOOP
 from verl_rec.retrieval.service.client import RetrievalClient
 from verl_rec.reward.parsing import THINK_OPEN
@@ -40,6 +45,17 @@ PROMPT_TAIL_TOKENS = 16
 
 logger = logging.getLogger(__name__)
 
+AGENT_LOOP_HINT = (f"agent prompt formats run in the {AGENT_LOOP_NAME} loop: "
+                   f"set actor_rollout_ref.rollout.agent.default_agent_loop={AGENT_LOOP_NAME}")
+
+
+def check_agent_loop(config) -> None:
+    """An agent prompt format needs the search agent loop: fail at start-up, not on the first sample."""
+    prompt_format = (config.get("data") or {}).get("prompt_format") or DEFAULT_FORMAT
+    agent = ((config.get("actor_rollout_ref") or {}).get("rollout") or {}).get("agent") or {}
+    if is_agent_format(prompt_format) and agent.get("default_agent_loop") != AGENT_LOOP_NAME:
+        raise ValueError(f"data.prompt_format={prompt_format}: {AGENT_LOOP_HINT}")
+
 
 @register(MANAGER_NAME)
 class RecR1RewardManager(RewardManagerBase):
@@ -48,6 +64,7 @@ class RecR1RewardManager(RewardManagerBase):
     def __init__(self, config, tokenizer, compute_score=None, reward_router_address=None, reward_model_tokenizer=None):
         super().__init__(config, tokenizer, compute_score)
         self.scorer = ServiceScorer.from_reward_kwargs(config.reward.get("reward_kwargs"))
+        check_agent_loop(config)
         if isinstance(self.scorer.service, RetrievalClient):  # a GPU engine without a free GPU fails the job now
             self.scorer.service.check_can_start()
         self._warned_formats: set[str] = set()
@@ -78,6 +95,13 @@ class RecR1RewardManager(RewardManagerBase):
         extra_info = item.non_tensor_batch.get("extra_info") or {}
         prompt_format = extra_info.get("prompt_format", DEFAULT_FORMAT)
         ground_truth = item.non_tensor_batch["reward_model"]["ground_truth"]
+        # an agent episode (verl_rec.agent): its final turn is the answer; its calls are logged
+        episode = episode_from(item.non_tensor_batch.get("tool_extra_fields") or item.non_tensor_batch)
+        if episode is not None:
+            result = await score_episode(self.scorer, episode, ground_truth, prompt_format)
+            return {"reward_score": result.score, "reward_extra_info": dict(result.extra)}
+        if is_agent_format(prompt_format):
+            raise ValueError(f"a {prompt_format!r} sample without an agent episode: {AGENT_LOOP_HINT}")
         candidates = extra_info.get("candidate_ids")
         result = await self.scorer.score_text(text, ground_truth, prompt_format,
                                               candidates=None if candidates is None else list(candidates),

@@ -24,7 +24,30 @@ from verl_rec.recipes.resolvers import register_resolvers
 register_resolvers()  # ${verl_rec.attn_implementation:} in the recipes
 
 RECIPES_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = RECIPES_DIR.parent
 SEARCHPATH = "pkg://verl_rec.recipes"
+#: ``${verl_rec_path:recipes/tools/search_tool.yaml}`` in a recipe: a file shipped in the package
+PATH_RESOLVER = "verl_rec_path"
+
+
+def package_file(relative: str) -> str:
+    """The absolute path of a file shipped in the ``verl_rec`` package (``recipes/tools/x.yaml``).
+
+    veRL reads some config files by path only (``multi_turn.tool_config_path``): a recipe names
+    them with this resolver so that they are found wherever the package is installed.
+    """
+    path = (PACKAGE_DIR / relative).resolve()
+    if not path.is_file():
+        raise FileNotFoundError(f"${{{PATH_RESOLVER}:{relative}}}: no such file in the verl_rec package ({path})")
+    return str(path)
+
+
+def register_resolvers() -> None:
+    """Make ``${verl_rec_path:...}`` resolvable (the plugin calls this in every veRL process)."""
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.has_resolver(PATH_RESOLVER):
+        OmegaConf.register_new_resolver(PATH_RESOLVER, package_file)
 
 
 def main() -> None:
@@ -35,3 +58,6 @@ def main() -> None:
 def recipe_names() -> list[str]:
     """The recipes a ``--config-name`` can choose (``common/`` holds shared parts, not recipes)."""
     return sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))
+
+
+register_resolvers()  # composing a recipe in this process (tests, scripts) resolves its paths too

@@ -51,21 +51,26 @@ class RewardSettings:
     max_query_words: int | None = None
     think_prefilled: bool | None = None
     format_rule: str = "released"
+    search_cost: float = 0.0  # agent episodes: subtracted per search-tool call from a well-formed answer's score
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | None) -> RewardSettings:
         values = dict(values or {})
-        check_keys(values, (*REWARD_KEYS, *RECIPE_FORMAT_KEYS, "retrieval"), "reward.reward_kwargs")
+        check_keys(values, (*REWARD_KEYS, *RECIPE_FORMAT_KEYS, "retrieval", "search_cost"), "reward.reward_kwargs")
         retrieval = values.get("retrieval")
         prefilled = values.get("think_prefilled")
         rule = values.get("format_rule") or "released"
         FormatSpec(format_rule=rule)  # an unknown rule fails here, at start-up
+        search_cost = float(values.get("search_cost") or 0.0)
+        if search_cost < 0:
+            raise ValueError(f"reward.reward_kwargs.search_cost must be >= 0 (a cost per search), got {search_cost}")
         return cls(
             reward=reward_spec(values),
             retrieval=ServiceConfig.from_mapping(retrieval) if retrieval else None,
             max_query_words=values.get("max_query_words"),
             think_prefilled=None if prefilled is None else bool(prefilled),
             format_rule=rule,
+            search_cost=search_cost,
         )
 
     def format_spec(self, prompt_format: str, think_prefilled: bool | None = None) -> FormatSpec:

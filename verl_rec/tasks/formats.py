@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
+from verl_rec.agent.prompts import SEARCH_INSTRUCTIONS
 from verl_rec.tasks.records import TaskRecord
 
 DEFAULT_FORMAT = "bm25_query"
@@ -117,6 +118,10 @@ def _bm25_user(record: TaskRecord) -> str:
         "Write the search query that will make the engine rank the products this shopper wants "
         "as high as possible."
     )
+
+
+def _bm25_agent_user(record: TaskRecord) -> str:
+    return f"{_bm25_user(record)}\n{SEARCH_INSTRUCTIONS}"
 
 
 def _dense_user(record: TaskRecord) -> str:
@@ -242,6 +247,7 @@ FORMATS: dict[str, PromptFormat] = {
     for f in (
         PromptFormat("bm25_query", "search", _BM25_SYSTEM, _bm25_user),
         PromptFormat("bm25_query_rare_words", "search", _BM25_RARE_WORDS_SYSTEM, _bm25_user),
+        PromptFormat("bm25_agent", "search", _BM25_SYSTEM, _bm25_agent_user),  # verl_rec.agent: may search first
         PromptFormat("dense_expansion", "search", _DENSE_SYSTEM, _dense_user),
         PromptFormat("review_rewrite", "search", _DENSE_SYSTEM, _review_user),
         PromptFormat("seqrec_query", "seqrec", _BM25_SYSTEM, _seqrec_user),

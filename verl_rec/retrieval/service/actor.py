@@ -93,13 +93,19 @@ class RetrievalService:
         check_index_matches(config.index_path, config.backend, config.backend_options)
         retriever = open_retriever(config.backend, config.index_path, **config.backend_options)
         retriever.warmup()
-        self._setup(config, retriever, time.perf_counter() - started)
+        doc_texts = None
+        if config.doc_text_path:
+            from verl_rec.retrieval.doc_texts import DocTexts
+
+            doc_texts = DocTexts.from_corpus(config.doc_text_path, config.doc_text_chars)
+        self._setup(config, retriever, time.perf_counter() - started, doc_texts)
         logger.info("verl-rec retrieval service up in %.1fs (pid %d, %s)", self.startup_s, os.getpid(), config.backend)
 
-    def _setup(self, config: ServiceConfig, retriever: Any, startup_s: float = 0.0) -> None:
+    def _setup(self, config: ServiceConfig, retriever: Any, startup_s: float = 0.0, doc_texts: Any = None) -> None:
         """State of a running service around an open engine (tests pass a stub engine here)."""
         self.config = config
         self.retriever = retriever
+        self.doc_texts = doc_texts  # DocTexts for hits_many, or None
         self.startup_s = startup_s
         self.cache = LRUCache(config.cache_size)
         self.stats = ServiceStats()
@@ -143,6 +149,34 @@ class RetrievalService:
             self._arrived_from(str(caller))
         answers = await reply.future if reply.missing else reply.answers
         return [RuntimeError(str(a)) if isinstance(a, BaseException) else dict(a) for a in answers]
+
+    async def hits_many(self, requests: Sequence[tuple[str, int]]) -> list[Any]:
+        """Many ``(query, k)`` requests in one call: per request its top ``k`` as ``[id, short
+        text]`` pairs, best first (a failed request: a ``RuntimeError`` in its slot).
+
+        What a search tool shows a policy. The rankings take the same path as every other
+        request (micro-batched, deduplicated, cached); the texts come from ``doc_text_path``.
+        Sends no caller id and opens no batch window: a reward window never waits for a rollout
+        worker, and a call that finds the engine free runs at once (calls that arrive while the
+        engine is busy form the next batch).
+        """
+        self.stats.calls += 1
+        if self.doc_texts is None:
+            error = RuntimeError("this retrieval service has no document texts: set doc_text_path (the corpus "
+                                 "JSONL, e.g. reward.reward_kwargs.retrieval.doc_text_path) to show search results")
+            return [error] * len(requests)
+        reply = Reply(len(requests), asyncio.get_running_loop().create_future(), window=False)
+        for slot, (query, k) in enumerate(requests):
+            try:
+                if not isinstance(query, str):
+                    raise TypeError(f"a query must be a string, not {type(query).__name__}")
+                self._submit(query, int(k), None, reply, slot)
+            except (TypeError, ValueError) as exc:
+                reply.fill(slot, exc)
+        answers = await reply.future if reply.missing else reply.answers
+        texts = self.doc_texts
+        return [RuntimeError(str(a)) if isinstance(a, BaseException) else [[doc, texts.get(doc)] for doc in a]
+                for a in answers]
 
     async def time_engine_call(self, queries: Sequence[str], k: int, targets: Sequence[Sequence[str]]) -> float:
         """Wall seconds of ONE ``target_positions`` call of this service's engine over
@@ -230,12 +264,14 @@ class RetrievalService:
         """Run the pending requests in engine batches until none is left.
 
         The first batch waits up to ``batch_window_ms`` for concurrent requests (less if
-        ``max_batch_size`` arrive, or a call from every recent caller); later batches are
+        ``max_batch_size`` arrive, or a call from every recent caller; not at all if it holds
+        only search-tool requests, see :meth:`hits_many`); later batches are
         whatever queued up while the engine was busy, handed to it as soon as it returns: before
         the answers of the last one are handed out, so the engine never waits for this event
         loop.
         """
-        if self.config.batch_window_ms > 0 and not self._window_complete():
+        windowed = any(request[4].window for request in self._pending)
+        if self.config.batch_window_ms > 0 and windowed and not self._window_complete():
             self._full = asyncio.get_running_loop().create_future()
             try:
                 await asyncio.wait_for(asyncio.shield(self._full), self.config.batch_window_ms / 1000.0)
@@ -274,10 +310,9 @@ class RetrievalService:
         return batch, engine_call
 
     def _start_batch(self, batch: Batch) -> asyncio.Future:
-        """Hand a batch to the engine thread: each distinct query once, targets merged per query,
-        at the deepest ``k`` asked."""
+        """Hand a batch to the engine thread: each distinct query once, targets merged per query;
+        the ranking call and the target-positions call each at the deepest ``k`` asked of it."""
         requests = batch.requests
-        depth = max(k for _, k, _, _, _, _ in requests)
         self.stats.batches += 1
         self.stats.batch_sizes.append(len(requests))
         if len(self.stats.batch_sizes) > 2 * _KEPT_BATCH_SIZES:  # a long run: keep the recent ones
@@ -293,15 +328,19 @@ class RetrievalService:
                 wanted.setdefault(q, set()).update(t)
         ranked = [q for q in batch.by_query if q in need_ranking]
         located = [q for q in batch.by_query if q in wanted]
+        # each engine call goes as deep as its own requests need: a search tool's top 10 is not
+        # ranked to a reward's depth of 1000 because both sit in one batch
+        rank_depth = max((k for q, k, *_ in requests if q in need_ranking), default=0)
+        locate_depth = max((k for q, k, *_ in requests if q in wanted), default=0)
         loop = asyncio.get_running_loop()
 
         def work() -> tuple[dict[str, list[str] | None], dict[str, dict[str, int] | None]]:
             started = time.perf_counter()
-            hits = self.retriever.search(ranked, depth) if ranked else []
+            hits = self.retriever.search(ranked, rank_depth) if ranked else []
             rankings = {q: None if getattr(h, "error", None) else list(h.ids) for q, h in zip(ranked, hits)}
             positions = {}
             if located:
-                found = self.retriever.target_positions(located, depth, [sorted(wanted[q]) for q in located])
+                found = self.retriever.target_positions(located, locate_depth, [sorted(wanted[q]) for q in located])
                 if len(found) != len(located):
                     raise RuntimeError(f"{type(self.retriever).__name__}.target_positions gave {len(found)} "
                                        f"answers for {len(located)} queries")

@@ -14,15 +14,18 @@ class Reply:
     """The answers of one call, filled slot by slot; its future resolves with the last one.
 
     A slot holds an answer or the exception that replaced it; the first fill of a slot wins.
-    A caller that gave up (its future is cancelled) is skipped.
+    A caller that gave up (its future is cancelled) is skipped. ``window``: whether its requests
+    wait for a batch window (a reward step's burst) or go to the engine as soon as it is free
+    (a search tool's calls, which arrive one by one).
     """
 
-    __slots__ = ("answers", "missing", "future")
+    __slots__ = ("answers", "missing", "future", "window")
 
-    def __init__(self, size: int, future: asyncio.Future) -> None:
+    def __init__(self, size: int, future: asyncio.Future, window: bool = True) -> None:
         self.answers: list[Any] = [None] * size
         self.missing = size
         self.future = future
+        self.window = window
 
     def fill(self, slot: int, answer: Any) -> None:
         if self.answers[slot] is not None:

@@ -67,6 +67,52 @@ def get_or_start_service(config: ServiceConfig):
     ).remote(config)
 
 
+class _CallQueue:
+    """Requests made in one event-loop tick leave as ONE Ray call; while it is in flight, new
+    requests queue up and leave together when it returns.
+
+    ``send(requests)`` makes the call and returns one answer (or exception) per request;
+    ``on_error`` runs when the call itself fails (the client forgets its service handle).
+    """
+
+    def __init__(self, send, on_error, max_per_call: int) -> None:
+        self._send_call = send
+        self._on_error = on_error
+        self.max_per_call = max_per_call
+        self._queue: list[tuple[tuple, asyncio.Future]] = []
+        self._sender: asyncio.Future | None = None
+
+    async def submit(self, request: tuple) -> Any:
+        loop = asyncio.get_running_loop()
+        if self._sender is not None and self._sender.get_loop() is not loop:  # used from a new event loop
+            self._queue = [entry for entry in self._queue if entry[1].get_loop() is loop]
+            self._sender = None
+        future = loop.create_future()
+        self._queue.append((request, future))
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.ensure_future(self._send())  # starts after this tick's requests are queued
+        return await future
+
+    async def _send(self) -> None:
+        while self._queue:
+            size = self.max_per_call
+            batch, self._queue = self._queue[:size], self._queue[size:]
+            try:
+                answers = await self._send_call([request for request, _ in batch])
+            except Exception as exc:
+                self._on_error()
+                answers = [exc] * len(batch)
+            if len(answers) != len(batch):  # never leave a caller waiting for an answer that will not come
+                answers = [RuntimeError(f"retrieval service gave {len(answers)} answers for {len(batch)} requests")] * len(batch)
+            for (_, future), answer in zip(batch, answers):
+                if future.done():
+                    continue
+                if isinstance(answer, BaseException):
+                    future.set_exception(answer)
+                else:
+                    future.set_result(answer)
+
+
 class RetrievalClient:
     """Async client: re-resolves the service after a failure so a restart is picked up.
 
@@ -75,7 +121,8 @@ class RetrievalClient:
     in flight, new requests queue up and leave together when it returns. A Ray actor call costs
     ~1 ms of CPU on each side, more than scoring a sample; ``coalesce=False`` sends one call per
     request. Each call carries this client's id, so that the service closes a batch window as
-    soon as every worker has sent.
+    soon as every worker has sent. ``hits`` (a search tool's top k with short texts) coalesces
+    the same way, through ``hits_many``.
     """
 
     max_requests_per_call = 1024
@@ -84,9 +131,9 @@ class RetrievalClient:
         self.config = config
         self.coalesce = coalesce
         self._handle = None
-        self._queue: list[tuple[str, int, list[str], asyncio.Future]] = []
-        self._sender: asyncio.Future | None = None
         self.caller_id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self._positions = _CallQueue(self._send_positions, self._forget_service, self.max_requests_per_call)
+        self._hits = _CallQueue(self._send_hits, self._forget_service, self.max_requests_per_call)
 
     def check_can_start(self) -> None:
         """Fail now if this node cannot host the service (see :func:`check_can_start`)."""
@@ -97,48 +144,33 @@ class RetrievalClient:
             self._handle = get_or_start_service(self.config)
         return self._handle
 
+    def _forget_service(self) -> None:
+        self._handle = None  # next call looks the (restarted) service up again
+
     async def target_positions(self, query: str, k: int, targets: Sequence[str]) -> dict[str, int]:
         if not self.coalesce:
             try:
                 return await self._service().target_positions.remote(query, k, list(targets))
             except Exception:
-                self._handle = None  # next call looks the (restarted) service up again
+                self._forget_service()
                 raise
-        loop = asyncio.get_running_loop()
-        if self._sender is not None and self._sender.get_loop() is not loop:  # used from a new event loop
-            self._queue = [entry for entry in self._queue if entry[3].get_loop() is loop]
-            self._sender = None
-        future = loop.create_future()
-        self._queue.append((query, k, list(targets), future))
-        if self._sender is None or self._sender.done():
-            self._sender = asyncio.ensure_future(self._send())  # starts after this tick's requests are queued
-        return await future
+        return await self._positions.submit((query, k, list(targets)))
 
-    async def _send(self) -> None:
-        while self._queue:
-            size = self.max_requests_per_call
-            batch, self._queue = self._queue[:size], self._queue[size:]
-            try:
-                answers = await self._service().target_positions_many.remote([(q, k, t) for q, k, t, _ in batch],
-                                                                           self.caller_id)
-            except Exception as exc:
-                self._handle = None  # next call looks the (restarted) service up again
-                answers = [exc] * len(batch)
-            if len(answers) != len(batch):  # never leave a caller waiting for an answer that will not come
-                answers = [RuntimeError(f"retrieval service gave {len(answers)} answers for {len(batch)} requests")] * len(batch)
-            for (*_, future), answer in zip(batch, answers):
-                if future.done():
-                    continue
-                if isinstance(answer, BaseException):
-                    future.set_exception(answer)
-                else:
-                    future.set_result(answer)
+    async def _send_positions(self, requests: list[tuple]) -> list[Any]:
+        return await self._service().target_positions_many.remote(requests, self.caller_id)
+
+    async def hits(self, query: str, k: int) -> list[tuple[str, str]]:
+        """The top ``k`` of ``query`` as ``(id, short text)`` pairs (needs the service's ``doc_text_path``)."""
+        return [(doc, text) for doc, text in await self._hits.submit((query, k))]
+
+    async def _send_hits(self, requests: list[tuple]) -> list[Any]:
+        return await self._service().hits_many.remote(requests)
 
     async def ranking(self, query: str, k: int) -> list[str]:
         try:
             return await self._service().ranking.remote(query, k)
         except Exception:
-            self._handle = None
+            self._forget_service()
             raise
 
     async def info(self) -> dict[str, Any]:

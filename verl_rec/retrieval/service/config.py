@@ -19,6 +19,10 @@ class ServiceConfig:
     name: str = "verl_rec_retrieval"
     namespace: str = "verl_rec"
     num_cpus: float = 1.0
+    # the corpus JSONL whose short texts (titles) search results show (the agent's search tool);
+    # loaded at start when set, never needed by the reward
+    doc_text_path: str | None = None
+    doc_text_chars: int = 120
     num_gpus: float | None = None  # None: 1 when the engine runs on a GPU, else 0 (see .placement)
 
     def __post_init__(self) -> None:

@@ -1,0 +1,78 @@
+"""The ``rec_search_agent`` loop: veRL's tool agent loop with the search tool, plus what the reward needs.
+
+Registered by the plugin under :data:`AGENT_LOOP_NAME`; a recipe selects it with
+``actor_rollout_ref.rollout.agent.default_agent_loop: rec_search_agent``. Everything else is
+veRL's ``ToolAgentLoop`` as configured by ``actor_rollout_ref.rollout.multi_turn``: the policy
+writes, a Hermes ``<tool_call>`` runs the tool, the tool's text is appended as a tool message
+(its tokens get ``response_mask`` 0, so they are never trained on), and the policy writes again.
+The episode ends on a turn without a call, after ``max_user_turns`` tool turns (T: the turn
+after the T-th result is final whatever it holds), or when ``response_length`` is used up.
+
+On top of veRL's loop this class:
+
+* binds the search tool to the reward's retrieval service (``reward.reward_kwargs.retrieval``),
+  the policy's tokenizer and T, once per worker process;
+* after the episode, records an :class:`~verl_rec.agent.episode.Episode` in ``extra_fields``:
+  the text of the final turn (the last run of policy tokens), the calls, and the counts of
+  policy and tool tokens; and ``tool_call_counts``, which veRL logs as ``tool_call_counts/*``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import OmegaConf
+from verl.experimental.agent_loop.agent_loop import AgentLoopOutput, register
+from verl.experimental.agent_loop.tool_agent_loop import ToolAgentLoop
+
+from verl_rec.agent.episode import CALLS_KEY, EPISODE_KEY, Episode, SearchCall, last_turn_span
+from verl_rec.agent.prompts import AGENT_LOOP_NAME
+from verl_rec.integration.search_tool import SearchTool
+from verl_rec.retrieval.service.config import ServiceConfig
+
+TOOL_CONFIG_KEY = "actor_rollout_ref.rollout.multi_turn.tool_config_path"
+
+
+def reward_service_config(config: Any) -> ServiceConfig | None:
+    """The retrieval service of ``reward.reward_kwargs.retrieval`` in a trainer config, if any."""
+    retrieval = ((config.get("reward") or {}).get("reward_kwargs") or {}).get("retrieval")
+    if not retrieval:
+        return None
+    values = OmegaConf.to_container(retrieval, resolve=True) if OmegaConf.is_config(retrieval) else dict(retrieval)
+    return ServiceConfig.from_mapping(values)
+
+
+@register(AGENT_LOOP_NAME)
+class SearchAgentLoop(ToolAgentLoop):
+    """veRL's ``ToolAgentLoop`` with the search tool bound and the episode recorded."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        search_tools = [tool for tool in self.tools.values() if isinstance(tool, SearchTool)]
+        if not search_tools:
+            raise ValueError(f"the {AGENT_LOOP_NAME} agent loop found no search tool: set {TOOL_CONFIG_KEY} to a yaml "
+                             "declaring verl_rec.integration.search_tool.SearchTool (the package ships "
+                             "${verl_rec_path:recipes/tools/search_tool.yaml})")
+        if not self.max_user_turns:
+            raise ValueError(f"the {AGENT_LOOP_NAME} agent loop needs actor_rollout_ref.rollout.multi_turn.max_user_turns "
+                             "(the most searches per episode, e.g. 3)")
+        service = reward_service_config(self.config)
+        for tool in search_tools:
+            tool.bind(service, self.tokenizer, self.max_user_turns)
+
+    async def run(self, sampling_params: dict[str, Any], **kwargs: Any) -> AgentLoopOutput:
+        output = await super().run(sampling_params, **kwargs)
+        mask = list(output.response_mask)
+        start, end = last_turn_span(mask)
+        calls = tuple(SearchCall.from_dict(c) for c in output.extra_fields.pop(CALLS_KEY, None) or () if c)
+        policy_tokens = sum(1 for m in mask if m)
+        episode = Episode(
+            final_text=self.tokenizer.decode(output.response_ids[start:end], skip_special_tokens=False),
+            calls=calls,
+            policy_tokens=policy_tokens,
+            context_tokens=len(mask) - policy_tokens,
+        )
+        # the same keys for every episode: veRL stacks extra_fields across a batch
+        output.extra_fields[EPISODE_KEY] = episode.to_dict()
+        output.extra_fields["tool_call_counts"] = len(calls)
+        return output
