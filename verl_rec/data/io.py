@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import bz2
 import gzip
-import json
 import lzma
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
 import pandas as pd
+
+from verl_rec.jsonl import json_objects
 
 COMPRESSIONS = (".gz", ".bz2", ".xz", ".zst")
 
@@ -124,15 +125,7 @@ def iter_jsonl(path: str | Path, what: str, required: Mapping[str, str],
     optional = optional or {}
     unseen = set(optional)
     with open_text(path) as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}:{line_no}: {what} line is not valid JSON ({exc.msg})") from None
-            if not isinstance(obj, dict):
-                raise InputError(f"{path}:{line_no}: {what} line must be a JSON object, got {type(obj).__name__}")
+        for line_no, obj in json_objects(handle, path, f"{what} line", InputError):
             for name in required:
                 if obj.get(name) is None:
                     raise InputError(f"{path}:{line_no}: {what} lacks column {name!r} (required: {sorted(required)})")

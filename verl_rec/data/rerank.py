@@ -26,6 +26,7 @@ from tqdm import tqdm
 from verl_rec.data.esci import write_records
 from verl_rec.data.io import InputError
 from verl_rec.data.manifest import Manifest
+from verl_rec.jsonl import json_objects
 from verl_rec.tasks.records import Candidate, TaskRecord
 
 SIDECAR_SUFFIX = ".candidates.jsonl"
@@ -53,10 +54,11 @@ def read_sidecar(parquet: str | Path) -> dict[str, dict[str, Any]] | None:
         return None
     rows = {}
     with path.open("r", encoding="utf-8") as handle:
-        for line in handle:
-            if line.strip():
-                obj = json.loads(line)
-                rows[obj["record_id"]] = obj
+        for line_no, obj in json_objects(handle, path, "candidates sidecar line", InputError):
+            if "record_id" not in obj:
+                raise InputError(f"{path}:{line_no}: candidates sidecar line lacks 'record_id'; rebuild it with "
+                                 "python -m verl_rec.data_preprocess.rerank")
+            rows[obj["record_id"]] = obj
     return rows
 
 

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from verl_rec.data.io import InputError
+from verl_rec.jsonl import json_objects
 from verl_rec.tasks.records import REQUIRED_COLUMNS, TaskRecord
 
 
@@ -59,14 +60,8 @@ def read_outputs(path: str | Path) -> dict[str, str]:
         raise InputError(f"outputs file {path} does not exist")
     outputs: dict[str, str] = {}
     with path.open("r", encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}:{line_no}: not valid JSON ({exc.msg})") from None
-            if not isinstance(obj, dict) or "record_id" not in obj or "output" not in obj:
+        for line_no, obj in json_objects(handle, path, "outputs line", InputError):
+            if "record_id" not in obj or "output" not in obj:
                 raise InputError(f"{path}:{line_no}: expected an object with columns 'record_id' and 'output'")
             record_id = str(obj["record_id"])
             if record_id in outputs:

@@ -7,10 +7,11 @@ accepted too) and the text is the concatenation of ``text_fields`` (default
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from verl_rec.jsonl import json_objects
 
 
 class CorpusError(ValueError):
@@ -49,15 +50,7 @@ def iter_corpus(path: str | Path, fmt: CorpusFormat = CorpusFormat()) -> Iterato
                           "python -m verl_rec.data_preprocess.<dataset> or pass the right path")
     seen_text_field = False
     with path.open("r", encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise CorpusError(f"{path}:{line_no}: not valid JSON ({exc.msg})") from None
-            if not isinstance(record, dict):
-                raise CorpusError(f"{path}:{line_no}: expected a JSON object, got {type(record).__name__}")
+        for line_no, record in json_objects(handle, path, "corpus line", CorpusError):
             doc_id = record.get(fmt.id_field)
             if doc_id is None and fmt.id_field == "id":
                 doc_id = record.get("docid")
