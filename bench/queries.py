@@ -17,7 +17,8 @@ repeats. Two query lengths:
   listed in ``docs/fidelity.md``).
 
 Outputs look like ``<think>...</think>\\n<answer>{"query": "..."}</answer><|im_end|>``; about 2 %
-are malformed (missing tag, broken JSON, text after the answer) and score -2 in every path.
+are malformed under the released format rule (missing tag, broken JSON, a repeated tag) and score -2 in
+every path.
 Everything is deterministic in ``seed`` and the step index.
 """
 
@@ -131,7 +132,7 @@ class QueryFactory:
             if kind == 1:
                 return f"<think>{think}</think>\n<answer>{answer[:-2]}</answer><|im_end|>"  # broken JSON
             if kind == 2:
-                return f"<think>{think}</think>\n<answer>{answer}</answer> hope this helps<|im_end|>"
+                return f"<think>{think}\n<answer>{answer}</answer><|im_end|>"  # </think> missing
             return f"<think>{think}</think><think>again</think>\n<answer>{answer}</answer><|im_end|>"
         return f"<think>{think}</think>\n<answer>{answer}</answer><|im_end|>"
 
