@@ -17,7 +17,6 @@ test reads which step was in progress at the kill.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import signal
 import threading
@@ -93,6 +92,7 @@ class ServiceKiller(threading.Thread):
         self.step_in_progress: int | None = None
         self.events: list[str] = []
         self._done = threading.Event()
+        self.started_at = time.time()
 
     def stop(self) -> None:
         self._done.set()
@@ -101,24 +101,34 @@ class ServiceKiller(threading.Thread):
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
         return max((int(m) for m in _STEP_LINE.findall(text)), default=0)
 
-    @staticmethod
-    def _service_process() -> psutil.Process | None:
-        for proc in psutil.Process(os.getpid()).children(recursive=True):
-            try:
-                if " ".join(proc.cmdline()).startswith("ray::RetrievalService"):
-                    return proc
-            except psutil.Error:
-                continue
-        return None
+    def _service_process(self, wait_s: float = 30.0) -> tuple[psutil.Process | None, list[str]]:
+        """The service's actor process, searched among ALL processes: Ray's workers need not stay
+        descendants of this one (a worker whose parent exited is re-parented). Also returns the
+        ``ray::`` process titles seen, for the failure message. Only processes started after this
+        thread count: one left by an earlier run is not this run's service."""
+        deadline, titles = time.monotonic() + wait_s, []
+        while True:
+            titles = []
+            for proc in psutil.process_iter(["cmdline", "create_time"]):
+                if (proc.info.get("create_time") or 0) < self.started_at:
+                    continue
+                title = " ".join(proc.info.get("cmdline") or [])
+                if title.startswith("ray::"):
+                    titles.append(title.strip()[:60])
+                if title.startswith("ray::RetrievalService"):
+                    return proc, titles
+            if time.monotonic() > deadline:
+                return None, titles
+            time.sleep(0.2)
 
     def run(self) -> None:
         deadline = time.monotonic() + self.timeout_s
         while self._last_step() < self.after_step:
             if self._done.wait(0.05) or time.monotonic() > deadline:
                 return
-        service = self._service_process()
+        service, titles = self._service_process()
         if service is None:
-            self.events.append("no retrieval service process found")
+            self.events.append(f"no retrieval service process found among the ray processes {titles}")
             return
         service.send_signal(signal.SIGSTOP)
         self.events.append(f"froze pid {service.pid} after step {self._last_step()}")
