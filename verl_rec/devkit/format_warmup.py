@@ -1,73 +1,168 @@
-"""Teach a tiny local model the answer format, so CPU smoke runs see real reward variance.
+"""Teach a small model the answer FORMAT, never which words retrieve well.
 
 A randomly initialised model writes noise: every rollout is malformed, every reward is -2 and
-GRPO has nothing to compare. A few hundred supervised steps on ``prompt -> <think>..</think>
-<answer>{"query": <the user's query>}</answer>`` make it emit the format most of the time with
-noisy queries, so rewards vary within a group (-2, 0 and 0.1 + NDCG). This is for CPU smoke
-runs and tests only; real runs start from an instruction model.
+GRPO has nothing to compare. A few hundred supervised steps on
+``<think>find it</think>\\n<answer>{"query": ...}</answer>`` make it emit the format, so that
+rewards vary within a group (-2, 0 and 0.1 + metric). The answer it is taught carries no
+retrieval knowledge: a UNIFORMLY random choice of words from the prompt's own task input (the
+user's query, or the purchase history's titles) or from a word list the caller gives, or a
+random order of the candidate ids for re-ranking. The trained policy therefore starts out exploring, and what it learns about which
+words retrieve comes from the reward alone.
+
+The prompt is rendered exactly as the rollout renders it: veRL's own prompt builder (the chat
+template) followed by the prompt format's pre-filled assistant text, when it has one.
 """
 
 from __future__ import annotations
 
 import json
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
-from verl_rec.tasks.formats import DEFAULT_FORMAT, get_format
+from verl_rec.tasks.formats import DEFAULT_FORMAT, PromptFormat, get_format
 from verl_rec.tasks.records import TaskRecord
 
+THINK_OPEN = "<think>"
+THINK_TEXT = "find it"
 
-def format_examples(records_parquet: str | Path, prompt_format: str = DEFAULT_FORMAT) -> list[tuple[list[dict], str]]:
-    """(chat messages, target response) pairs from task records."""
+
+@dataclass(frozen=True)
+class WarmupTask:
+    """Task records and the prompt format they are rendered with."""
+
+    records_parquet: Path | str
+    prompt_format: str = DEFAULT_FORMAT
+
+
+def assistant_prefill(fmt: PromptFormat) -> str:
+    """The text a format pre-fills in the assistant turn ('' when it has none)."""
+    return getattr(fmt, "assistant_prefill", None) or ""
+
+
+def task_words(record: TaskRecord) -> list[str]:
+    """The words a query may be made of: the user's query, else the purchase history's titles."""
+    words = record.query.split()
+    return words or " ".join(record.history).split()
+
+
+def random_answer(record: TaskRecord, fmt: PromptFormat, rng: random.Random, max_words: int | None = None,
+                  answer_words: Sequence[str] = ()) -> Any:
+    """A uniformly random answer of the right shape: 1..max_words of the task's words (in prompt
+    order) or of ``answer_words`` when given, or every candidate id in a random order."""
+    if fmt.answer_key != "query":
+        ids = [c.id for c in record.candidates]
+        rng.shuffle(ids)
+        return ids
+    words = list(answer_words) or task_words(record) or [record.record_id]  # no words at all: still the format
+    size = rng.randint(1, min(len(words), max_words or len(words)))
+    keep = sorted(rng.sample(range(len(words)), size))
+    return " ".join(words[i] for i in keep)
+
+
+def response_text(fmt: PromptFormat, answer: Any) -> str:
+    """What the model should write after the prompt (and after the format's pre-fill)."""
+    full = f'{THINK_OPEN}{THINK_TEXT}</think>\n<answer>{json.dumps({fmt.answer_key: answer})}</answer>'
+    if assistant_prefill(fmt).rstrip().endswith(THINK_OPEN):
+        return full[len(THINK_OPEN):]
+    return full
+
+
+def read_examples(records_parquet: str | Path, prompt_format: str = DEFAULT_FORMAT) -> list[tuple[TaskRecord, PromptFormat]]:
+    """The task records of a file, each with the format its prompt is rendered in."""
     fmt = get_format(prompt_format)
-    pairs = []
-    for i, row in pd.read_parquet(records_parquet).iterrows():
-        record = TaskRecord.from_row(row.to_dict(), where=f"{records_parquet} row {i}")
-        answer = json.dumps({fmt.answer_key: record.query if fmt.answer_key == "query" else [c.id for c in record.candidates]})
-        pairs.append((fmt.messages(record), f"<think>find it</think>\n<answer>{answer}</answer>"))
-    return pairs
+    return [(TaskRecord.from_row(row.to_dict(), where=f"{records_parquet} row {i}"), fmt)
+            for i, row in pd.read_parquet(records_parquet).iterrows()]
+
+
+def format_examples(records_parquet: str | Path, prompt_format: str = DEFAULT_FORMAT, seed: int = 0,
+                    max_words: int | None = None, answer_words: Sequence[str] = ()) -> list[tuple[list[dict], str, str]]:
+    """(chat messages, pre-fill, target response) triples, one per task record."""
+    rng = random.Random(seed)
+    return [(fmt.messages(record), assistant_prefill(fmt),
+             response_text(fmt, random_answer(record, fmt, rng, max_words, answer_words)))
+            for record, fmt in read_examples(records_parquet, prompt_format)]
+
+
+def rollout_prompt_ids(tokenizer: Any, model_type: str | None, messages: list[dict], prefill: str = "",
+                       chat_template_kwargs: dict | None = None) -> list[int]:
+    """The prompt's token ids as the rollout builds them: veRL's prompt builder, then the pre-fill."""
+    from verl.utils.tokenizer.continuous_token_wiring import create_continuous_token_builder
+
+    builder = create_continuous_token_builder(tokenizer, hf_model_type=model_type,
+                                              chat_template_kwargs=chat_template_kwargs or {})
+    ids = list(builder.build_initial_tokens(messages))
+    if prefill:
+        ids += tokenizer(prefill, add_special_tokens=False)["input_ids"]
+    return ids
 
 
 def warm_up_format(model_dir: str | Path, records_parquet: str | Path, prompt_format: str = DEFAULT_FORMAT,
-                   steps: int = 300, batch_size: int = 8, lr: float = 3e-3, seed: int = 0) -> Path:
-    """Fine-tune ``model_dir`` in place on the format; returns ``model_dir``.
+                   **options: Any) -> Path:
+    """:func:`warm_up_formats` on one task."""
+    return warm_up_formats(model_dir, [WarmupTask(records_parquet, prompt_format)], **options)
 
-    Prompts are kept whole: truncating them shifts token positions and the model then fails
-    to produce the format at the real positions.
+
+def warm_up_formats(model_dir: str | Path, tasks: Sequence[WarmupTask], steps: int = 300, batch_size: int = 8,
+                    lr: float = 3e-3, seed: int = 0, max_words: int | None = None,
+                    answer_words: Sequence[str] = (), threads: int = 1) -> Path:
+    """Fine-tune ``model_dir`` in place on the formats of ``tasks``; returns ``model_dir``.
+
+    Every epoch each record gets a fresh random answer, so the model learns
+    the spread of answers rather than one answer per prompt. Prompts are kept whole:
+    truncating them shifts token positions and the model then fails to produce the format at
+    the real positions. ``threads``: 1 suits the dev kit's 100k-parameter model (more threads
+    only spin: measured 8x more CPU with 2); a real model wants the machine's cores.
     """
     import torch
 
     torch.manual_seed(seed)
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a 100k-parameter model: extra threads only spin (measured 8x more CPU with 2)
+    torch.set_num_threads(threads)
     try:
-        return _train(model_dir, records_parquet, prompt_format, steps, batch_size, lr, seed)
+        return _train(Path(model_dir), tasks, steps, batch_size, lr, seed, max_words, tuple(answer_words))
     finally:
         torch.set_num_threads(threads)
 
 
-def _train(model_dir, records_parquet, prompt_format: str, steps: int, batch_size: int, lr: float, seed: int) -> Path:
+def _train(model_dir: Path, tasks: Sequence[WarmupTask], steps: int, batch_size: int, lr: float, seed: int,
+           max_words: int | None, answer_words: tuple[str, ...]) -> Path:
     """Teacher-forced cross-entropy on the response tokens only."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
     model = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True)
-    rows = []
-    for messages, response in format_examples(records_parquet, prompt_format):
-        prompt_ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
-        if hasattr(prompt_ids, "input_ids") or isinstance(prompt_ids, dict):
-            prompt_ids = prompt_ids["input_ids"]
-        response_ids = tokenizer(response + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
-        rows.append((list(prompt_ids), response_ids))
+    model_type = model.config.model_type
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
     generator = torch.Generator().manual_seed(seed)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    examples = [example for task in tasks for example in read_examples(task.records_parquet, task.prompt_format)]
+    if not examples:
+        raise ValueError(f"format warm-up: no task records in {[str(t.records_parquet) for t in tasks]}")
+    prompts = [rollout_prompt_ids(tokenizer, model_type, fmt.messages(record), assistant_prefill(fmt))
+               for record, fmt in examples]
+    rng = random.Random(seed)
+
+    def draw_rows() -> list[tuple[list[int], list[int]]]:
+        responses = [response_text(fmt, random_answer(record, fmt, rng, max_words, answer_words)) + tokenizer.eos_token
+                     for record, fmt in examples]
+        return [(prompt, tokenizer(response, add_special_tokens=False)["input_ids"])
+                for prompt, response in zip(prompts, responses)]
+
+    rows = draw_rows()
+    epoch_steps = max(1, len(rows) // batch_size)
     model.train()
-    for _ in range(steps):
+    for step in range(steps):
+        if step and step % epoch_steps == 0:
+            rows = draw_rows()
         picks = torch.randint(len(rows), (batch_size,), generator=generator).tolist()
         width = max(len(rows[i][0]) + len(rows[i][1]) for i in picks)
-        input_ids = torch.full((batch_size, width), tokenizer.pad_token_id or 0)
+        input_ids = torch.full((batch_size, width), pad)
         labels = torch.full((batch_size, width), -100)
         attention = torch.zeros((batch_size, width), dtype=torch.long)
         for b, i in enumerate(picks):
@@ -81,4 +176,4 @@ def _train(model_dir, records_parquet, prompt_format: str, steps: int, batch_siz
         optimizer.step()
         optimizer.zero_grad()
     model.save_pretrained(model_dir)
-    return Path(model_dir)
+    return model_dir

@@ -3,8 +3,9 @@
 Tests and smoke runs need a model that ``AutoTokenizer``/``AutoModelForCausalLM``
 load offline and that veRL treats like a real chat model (ChatML template, EOS =
 ``<|im_end|>``), but nothing may be downloaded. So the tokenizer is a byte-level BPE
-trained here on the bundled text below, and the model is a randomly initialised
-``Qwen2ForCausalLM`` of ~100k parameters. Deterministic for a given seed.
+trained here on the bundled text below (plus any text a caller adds, so that a task's words
+become whole tokens), and the model is a randomly initialised ``Qwen2ForCausalLM`` of ~100k
+parameters by default. Deterministic for a given seed.
 
 CLI: ``python -m verl_rec.devkit.tiny_model OUT_DIR [--vocab-size N] [--seed S]``
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 IM_START, IM_END, END_OF_TEXT = "<|im_start|>", "<|im_end|>", "<|endoftext|>"
@@ -47,13 +49,22 @@ The system message sets the task; the assistant answers inside the answer tags.
 """
 
 
-def _train_tokenizer(vocab_size: int):
-    """Byte-level BPE over the bundled corpus, wrapped as a transformers fast tokenizer."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+def _train_tokenizer(vocab_size: int, extra_text: Sequence[str] = (), space_tokens: bool = False):
+    """Byte-level BPE over the bundled corpus (and ``extra_text``), as a transformers fast tokenizer.
+
+    ``space_tokens`` makes every space a token of its own, so that a word is the same token
+    after a space or after a quote: copying a word of the prompt is then copying a token.
+    """
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    if space_tokens:
+        bpe.pre_tokenizer = pre_tokenizers.Sequence([
+            pre_tokenizers.Split(Regex(r"\s"), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False),
+        ])
     bpe.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
@@ -61,7 +72,7 @@ def _train_tokenizer(vocab_size: int):
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    bpe.train_from_iterator(_CORPUS.splitlines(keepends=True), trainer=trainer)
+    bpe.train_from_iterator([*_CORPUS.splitlines(keepends=True), *extra_text], trainer=trainer)
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=bpe,
         eos_token=IM_END,
@@ -73,8 +84,8 @@ def _train_tokenizer(vocab_size: int):
     return tokenizer
 
 
-def _random_qwen2(tokenizer, seed: int):
-    """~100k parameters: 2 layers, hidden 64, 4 query / 2 kv heads, tied embeddings."""
+def _random_qwen2(tokenizer, seed: int, hidden_size: int = 64, num_layers: int = 2):
+    """~100k parameters by default: 2 layers, hidden 64, 4 query / 2 kv heads, tied embeddings."""
     import torch
     from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
 
@@ -82,9 +93,9 @@ def _random_qwen2(tokenizer, seed: int):
     pad_id = tokenizer.convert_tokens_to_ids(END_OF_TEXT)
     config = Qwen2Config(
         vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
+        num_hidden_layers=num_layers,
         num_attention_heads=4,
         num_key_value_heads=2,
         max_position_embeddings=1024,
@@ -100,12 +111,18 @@ def _random_qwen2(tokenizer, seed: int):
     return model
 
 
-def build_tiny_model(out_dir: str | Path, vocab_size: int = 512, seed: int = 0) -> Path:
-    """Write tokenizer + random Qwen2 to ``out_dir`` (save_pretrained layout); return the path."""
+def build_tiny_model(out_dir: str | Path, vocab_size: int = 512, seed: int = 0, extra_text: Sequence[str] = (),
+                     hidden_size: int = 64, num_layers: int = 2, space_tokens: bool = False) -> Path:
+    """Write tokenizer + random Qwen2 to ``out_dir`` (save_pretrained layout); return the path.
+
+    ``extra_text`` joins the tokenizer's training text: a task's words that occur there often
+    enough become single tokens, which a model this small copies far more reliably (and more
+    so with ``space_tokens``).
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tokenizer = _train_tokenizer(vocab_size)
-    model = _random_qwen2(tokenizer, seed)
+    tokenizer = _train_tokenizer(vocab_size, extra_text, space_tokens)
+    model = _random_qwen2(tokenizer, seed, hidden_size, num_layers)
     tokenizer.save_pretrained(out)
     model.save_pretrained(out)
     n_params = sum(p.numel() for p in model.parameters())
