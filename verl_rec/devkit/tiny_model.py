@@ -49,22 +49,13 @@ The system message sets the task; the assistant answers inside the answer tags.
 """
 
 
-def _train_tokenizer(vocab_size: int, extra_text: Sequence[str] = (), space_tokens: bool = False):
-    """Byte-level BPE over the bundled corpus (and ``extra_text``), as a transformers fast tokenizer.
-
-    ``space_tokens`` makes every space a token of its own, so that a word is the same token
-    after a space or after a quote: copying a word of the prompt is then copying a token.
-    """
-    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+def _train_tokenizer(vocab_size: int, extra_text: Sequence[str] = ()):
+    """Byte-level BPE over the bundled corpus (and ``extra_text``), as a transformers fast tokenizer."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    if space_tokens:
-        bpe.pre_tokenizer = pre_tokenizers.Sequence([
-            pre_tokenizers.Split(Regex(r"\s"), behavior="isolated"),
-            pre_tokenizers.ByteLevel(add_prefix_space=False),
-        ])
     bpe.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
@@ -112,16 +103,15 @@ def _random_qwen2(tokenizer, seed: int, hidden_size: int = 64, num_layers: int =
 
 
 def build_tiny_model(out_dir: str | Path, vocab_size: int = 512, seed: int = 0, extra_text: Sequence[str] = (),
-                     hidden_size: int = 64, num_layers: int = 2, space_tokens: bool = False) -> Path:
+                     hidden_size: int = 64, num_layers: int = 2) -> Path:
     """Write tokenizer + random Qwen2 to ``out_dir`` (save_pretrained layout); return the path.
 
     ``extra_text`` joins the tokenizer's training text: a task's words that occur there often
-    enough become single tokens, which a model this small copies far more reliably (and more
-    so with ``space_tokens``).
+    enough become single tokens: a choice of word is then a choice of one token.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tokenizer = _train_tokenizer(vocab_size, extra_text, space_tokens)
+    tokenizer = _train_tokenizer(vocab_size, extra_text)
     model = _random_qwen2(tokenizer, seed, hidden_size, num_layers)
     tokenizer.save_pretrained(out)
     model.save_pretrained(out)
