@@ -109,28 +109,35 @@ def warm_up_format(model_dir: str | Path, records_parquet: str | Path, prompt_fo
 
 def warm_up_formats(model_dir: str | Path, tasks: Sequence[WarmupTask], steps: int = 300, batch_size: int = 8,
                     lr: float = 3e-3, seed: int = 0, max_words: int | None = None,
-                    answer_words: Sequence[str] = (), threads: int = 1) -> Path:
+                    answer_words: Sequence[str] = (), every_answer: bool = False, threads: int = 1) -> Path:
     """Fine-tune ``model_dir`` in place on the formats of ``tasks``; returns ``model_dir``.
 
     Every epoch each record gets a fresh random answer, so the model learns
     the spread of answers rather than one answer per prompt. Prompts are kept whole:
     truncating them shifts token positions and the model then fails to produce the format at
-    the real positions. ``threads``: 1 suits the dev kit's 100k-parameter model (more threads
+    the real positions. ``every_answer`` (one-word answers from ``answer_words``): each picked
+    prompt is trained with every word of the list in the same batch, so the answer slot's target
+    is exactly uniform; with one random word per row the last batches' draws leave the model
+    preferring some word per prompt, and at the recipe's temperature 0.6 a GRPO group then
+    often holds one answer eight times, which has no advantage. ``threads``: 1 suits the dev kit's 100k-parameter model (more threads
     only spin: measured 8x more CPU with 2); a real model wants the machine's cores.
     """
     import torch
 
     torch.manual_seed(seed)
-    threads = torch.get_num_threads()
+    if every_answer and (not answer_words or max_words != 1):
+        raise ValueError("format warm-up: every_answer needs answer_words and max_words=1")
+    previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        return _train(Path(model_dir), tasks, steps, batch_size, lr, seed, max_words, tuple(answer_words))
+        return _train(Path(model_dir), tasks, steps, batch_size, lr, seed, max_words, tuple(answer_words),
+                      every_answer)
     finally:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(previous)
 
 
 def _train(model_dir: Path, tasks: Sequence[WarmupTask], steps: int, batch_size: int, lr: float, seed: int,
-           max_words: int | None, answer_words: tuple[str, ...]) -> Path:
+           max_words: int | None, answer_words: tuple[str, ...], every_answer: bool = False) -> Path:
     """Teacher-forced cross-entropy on the response tokens only."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -154,19 +161,24 @@ def _train(model_dir: Path, tasks: Sequence[WarmupTask], steps: int, batch_size:
         return [(prompt, tokenizer(response, add_special_tokens=False)["input_ids"])
                 for prompt, response in zip(prompts, responses)]
 
+    def every_answer_rows(i: int) -> list[tuple[list[int], list[int]]]:
+        record, fmt = examples[i]
+        return [(prompts[i], tokenizer(response_text(fmt, word) + tokenizer.eos_token, add_special_tokens=False)["input_ids"])
+                for word in answer_words]
+
     rows = draw_rows()
     epoch_steps = max(1, len(rows) // batch_size)
     model.train()
     for step in range(steps):
-        if step and step % epoch_steps == 0:
+        if step and step % epoch_steps == 0 and not every_answer:
             rows = draw_rows()
         picks = torch.randint(len(rows), (batch_size,), generator=generator).tolist()
-        width = max(len(rows[i][0]) + len(rows[i][1]) for i in picks)
-        input_ids = torch.full((batch_size, width), pad)
-        labels = torch.full((batch_size, width), -100)
-        attention = torch.zeros((batch_size, width), dtype=torch.long)
-        for b, i in enumerate(picks):
-            prompt, response = rows[i]
+        batch = [row for i in picks for row in every_answer_rows(i)] if every_answer else [rows[i] for i in picks]
+        width = max(len(prompt) + len(response) for prompt, response in batch)
+        input_ids = torch.full((len(batch), width), pad)
+        labels = torch.full((len(batch), width), -100)
+        attention = torch.zeros((len(batch), width), dtype=torch.long)
+        for b, (prompt, response) in enumerate(batch):
             ids = prompt + response
             input_ids[b, : len(ids)] = torch.tensor(ids)
             labels[b, len(prompt) : len(ids)] = torch.tensor(response)
