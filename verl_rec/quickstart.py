@@ -104,8 +104,11 @@ def prepare_tiny_model(root: Path, log: TextIO | None = None) -> Path:
     return model_dir
 
 
-def command(gpu: bool, model_dir: Path | None, overrides: list[str]) -> tuple[list[str], dict[str, str]]:
+def command(gpu: bool, model_dir: Path | None, overrides: list[str],
+            steps: int | None = None) -> tuple[list[str], dict[str, str]]:
     cmd = [sys.executable, "-m", "verl.trainer.main_ppo", f"--config-dir={RECIPES_DIR}", "--config-name=quickstart"]
+    if steps is not None:
+        overrides = [f"trainer.total_training_steps={steps}", *overrides]
     env = dict(os.environ, VERL_REC_DATA=str(data_root()))
     if not gpu:
         from verl_rec.cpu_backend.overrides import cpu_env, cpu_overrides
@@ -134,12 +137,18 @@ def show(step: int, metrics: dict[str, float]) -> None:
 
 
 def summary(history: dict[int, dict[str, float]]) -> str | None:
-    """Validation NDCG@10 before and after training, when both were logged."""
-    validated = [(step, ndcg) for step, m in sorted(history.items()) if (ndcg := _val_mean(m, "/ndcg@10/mean@1")) is not None]
+    """The untrained and the trained policy side by side: validation NDCG@10 (and reward, when
+    logged) at the first and the last validation."""
+    validated = [(step, m) for step, m in sorted(history.items()) if _val_mean(m, "/ndcg@10/mean@1") is not None]
     if len(validated) < 2:
         return None
     (first_step, first), (last_step, last) = validated[0], validated[-1]
-    return f"val NDCG@10 {first:.4f} at step {first_step} -> {last:.4f} at step {last_step}"
+    line = (f"val NDCG@10 {_val_mean(first, '/ndcg@10/mean@1'):.4f} at step {first_step} -> "
+            f"{_val_mean(last, '/ndcg@10/mean@1'):.4f} at step {last_step}")
+    before, after = _val_mean(first, "/reward/mean@1"), _val_mean(last, "/reward/mean@1")
+    if before is not None and after is not None:
+        line += f"; val reward {before:.4f} -> {after:.4f}"
+    return line
 
 
 def train(cmd: list[str], env: dict[str, str], cwd: Path, log: TextIO, verbose: bool) -> int:
@@ -164,7 +173,7 @@ def train(cmd: list[str], env: dict[str, str], cwd: Path, log: TextIO, verbose: 
         say(f"the last lines main_ppo printed (exit {code}):")
         sys.stdout.write("".join(tail))
     elif (result := summary(history)) is not None:
-        say(f"done: {result}")
+        say(f"before/after training: {result}")
     return code
 
 
@@ -174,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log", default=None,
                         help="where the engines' and the trainer's output goes (default: <data>/quickstart/quickstart.log)")
     parser.add_argument("--verbose", action="store_true", help="show the engines' and the trainer's output on the console too")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="GRPO steps (default: the quickstart recipe's 2); validation runs before training and after each step")
     args, overrides = parser.parse_known_args(argv)
     root = data_root()
     work_dir = root / "quickstart"
@@ -184,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         quiet = None if args.verbose else log
         prepare(root, quiet)
         model_dir = None if args.gpu else prepare_tiny_model(root, quiet)
-        cmd, env = command(args.gpu, model_dir, overrides)
+        cmd, env = command(args.gpu, model_dir, overrides, args.steps)
         say("training: stock main_ppo on the quickstart recipe, one row per step")
         log.write(f"\n=== {' '.join(cmd)}\n")
         code = train(cmd, env, work_dir, log, args.verbose)

@@ -123,17 +123,10 @@ def warm_up_agent(model_dir: str | Path, records_parquet: str | Path, corpus: st
     ``max_searches`` and ``settings`` should be the run's (``multi_turn.max_user_turns``, the
     tool config), so that the result blocks look like the ones the run shows.
     """
-    import torch
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
     count = lambda text: len(tokenizer.encode(text, add_special_tokens=False))  # noqa: E731
     episodes = make_episodes(records_parquet, corpus, prompt_format, max_searches, settings, count, seed)
     sequences = [episode_tokens(tokenizer, prompt, turns) for prompt, turns in episodes]
-    torch.manual_seed(seed)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a 100k-parameter model: extra threads only spin
-    try:
-        return train_sequences(model_dir, sequences, steps, batch_size, lr, seed)
-    finally:
-        torch.set_num_threads(threads)
+    return train_sequences(model_dir, sequences, steps, batch_size, lr, seed)  # one thread: a 100k-parameter model

@@ -3,8 +3,9 @@
 Tests and smoke runs need a model that ``AutoTokenizer``/``AutoModelForCausalLM``
 load offline and that veRL treats like a real chat model (ChatML template, EOS =
 ``<|im_end|>``), but nothing may be downloaded. So the tokenizer is a byte-level BPE
-trained here on the bundled text below, and the model is a randomly initialised
-``Qwen2ForCausalLM`` of ~100k parameters. Deterministic for a given seed.
+trained here on the bundled text below (plus any text a caller adds, so that a task's words
+become whole tokens), and the model is a randomly initialised ``Qwen2ForCausalLM`` of ~100k
+parameters by default. Deterministic for a given seed.
 
 CLI: ``python -m verl_rec.devkit.tiny_model OUT_DIR [--vocab-size N] [--seed S]``
 """
@@ -75,8 +76,8 @@ def _train_tokenizer(vocab_size: int, extra_corpus: Sequence[str] = ()):
     return tokenizer
 
 
-def _random_qwen2(tokenizer, seed: int):
-    """~100k parameters: 2 layers, hidden 64, 4 query / 2 kv heads, tied embeddings."""
+def _random_qwen2(tokenizer, seed: int, hidden_size: int = 64, num_layers: int = 2):
+    """~100k parameters by default: 2 layers, hidden 64, 4 query / 2 kv heads, tied embeddings."""
     import torch
     from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
 
@@ -84,9 +85,9 @@ def _random_qwen2(tokenizer, seed: int):
     pad_id = tokenizer.convert_tokens_to_ids(END_OF_TEXT)
     config = Qwen2Config(
         vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
+        num_hidden_layers=num_layers,
         num_attention_heads=4,
         num_key_value_heads=2,
         max_position_embeddings=1024,
@@ -102,17 +103,19 @@ def _random_qwen2(tokenizer, seed: int):
     return model
 
 
-def build_tiny_model(out_dir: str | Path, vocab_size: int = 512, seed: int = 0, extra_corpus: Sequence[str] = ()) -> Path:
+def build_tiny_model(out_dir: str | Path, vocab_size: int = 512, seed: int = 0, extra_corpus: Sequence[str] = (),
+                     hidden_size: int = 64, num_layers: int = 2) -> Path:
     """Write tokenizer + random Qwen2 to ``out_dir`` (save_pretrained layout); return the path.
 
     ``extra_corpus``: more text for the tokenizer to learn merges from, so that text a run
-    repeats (e.g. the agent's prompts and tool-call syntax, :func:`verl_rec.devkit.agent_warmup.agent_corpus`)
-    costs fewer tokens; give a larger ``vocab_size`` with it.
+    repeats (the agent's prompts and tool-call syntax, :func:`verl_rec.devkit.agent_warmup.agent_corpus`;
+    a task's words, which then become single tokens) costs fewer tokens; give a larger
+    ``vocab_size`` with it.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = _train_tokenizer(vocab_size, extra_corpus)
-    model = _random_qwen2(tokenizer, seed)
+    model = _random_qwen2(tokenizer, seed, hidden_size, num_layers)
     tokenizer.save_pretrained(out)
     model.save_pretrained(out)
     n_params = sum(p.numel() for p in model.parameters())
