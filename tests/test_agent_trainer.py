@@ -74,6 +74,7 @@ def read_generations(folder: Path) -> list[dict]:
 def test_agent_recipe_runs_two_grpo_steps_on_cpu(catalogs, agent_model, tmp_path, recipe):
     from transformers import AutoTokenizer
 
+    from verl_rec.devkit.cpu_sizes import CpuSizes, recipe_cpu_overrides
     from verl_rec.devkit.runner import run_main_ppo
 
     task = catalogs[recipe]
@@ -84,25 +85,14 @@ def test_agent_recipe_runs_two_grpo_steps_on_cpu(catalogs, agent_model, tmp_path
     retrieval = "reward.reward_kwargs.retrieval"
     result = run_main_ppo([
         # the tiny model and catalog, the small tool config
-        f"actor_rollout_ref.model.path={agent_model}",
+        *recipe_cpu_overrides(agent_model, tmp_path, "lucene",
+                              CpuSizes(train_batch_size=4, max_prompt_length=384, max_response_length=512,
+                                       val_max_samples=6)),
+        # the catalog, and the small tool config
         f"data.train_files={task / 'train.parquet'}", f"data.val_files={task / 'val.parquet'}",
         f"{retrieval}.index_path={task / 'index_lucene'}", f"{retrieval}.doc_text_path={task / 'corpus.jsonl'}",
-        f"{retrieval}.backend_options.heap=512m", f"{retrieval}.backend_options.threads=1",
         f"actor_rollout_ref.rollout.multi_turn.tool_config_path={tool_yaml}",
         f"actor_rollout_ref.rollout.multi_turn.max_user_turns={MAX_SEARCHES}",
-        "reward.num_workers=1",
-        # sizes for 2 cores, and the step count
-        "data.train_batch_size=4", "data.max_prompt_length=384", "data.max_response_length=512",
-        "actor_rollout_ref.rollout.n=4", "actor_rollout_ref.actor.ppo_mini_batch_size=4",
-        "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=8",
-        "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=8",
-        "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=8",
-        "actor_rollout_ref.model.enable_gradient_checkpointing=False",
-        "actor_rollout_ref.actor.fsdp_config.param_offload=False",
-        "actor_rollout_ref.actor.fsdp_config.optimizer_offload=False",
-        "actor_rollout_ref.ref.fsdp_config.param_offload=False",
-        "trainer.n_gpus_per_node=1", "trainer.total_training_steps=2", "trainer.val_before_train=False",
-        "trainer.test_freq=2", "trainer.save_freq=-1", f"trainer.default_local_dir={tmp_path / 'ckpt'}",
         f"trainer.rollout_data_dir={dump}", f"trainer.validation_data_dir={val_dump}",
         # validation samples (as training does) so that its episodes, dumped with every reward key, vary
         "actor_rollout_ref.rollout.val_kwargs.do_sample=True", f"actor_rollout_ref.rollout.val_kwargs.n={VAL_N}",

@@ -155,6 +155,7 @@ class ServiceKiller(threading.Thread):
 
 def test_reward_parts_are_training_curves_and_a_killed_service_shows_as_retrieval_errors(catalog, format_model,
                                                                                           tmp_path):
+    from verl_rec.devkit.cpu_sizes import CpuSizes, recipe_cpu_overrides
     from verl_rec.devkit.runner import run_main_ppo
     from verl_rec.integration.reward_curves import metric_name
 
@@ -165,23 +166,10 @@ def test_reward_parts_are_training_curves_and_a_killed_service_shows_as_retrieva
     killer.start()
     try:
         result = run_main_ppo([
-            f"actor_rollout_ref.model.path={format_model}",
+            *recipe_cpu_overrides(format_model, tmp_path, "lucene",
+                                  CpuSizes(train_batch_size=4, steps=STEPS, test_freq=-1)),  # -1: no validation
             f"data.train_files={catalog / 'train.parquet'}", f"data.val_files={catalog / 'val.parquet'}",
             f"reward.reward_kwargs.retrieval.index_path={catalog / 'index_lucene'}",
-            "reward.reward_kwargs.retrieval.backend_options.heap=512m",
-            "reward.reward_kwargs.retrieval.backend_options.threads=1",
-            "reward.num_workers=1",
-            "data.train_batch_size=4", "data.max_prompt_length=512", "data.max_response_length=64",
-            "actor_rollout_ref.rollout.n=4", "actor_rollout_ref.actor.ppo_mini_batch_size=4",
-            "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=8",
-            "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=8",
-            "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=8",
-            "actor_rollout_ref.model.enable_gradient_checkpointing=False",
-            "actor_rollout_ref.actor.fsdp_config.param_offload=False",
-            "actor_rollout_ref.actor.fsdp_config.optimizer_offload=False",
-            "actor_rollout_ref.ref.fsdp_config.param_offload=False",
-            "trainer.n_gpus_per_node=1", f"trainer.total_training_steps={STEPS}", "trainer.val_before_train=False",
-            "trainer.test_freq=-1", "trainer.save_freq=-1", f"trainer.default_local_dir={tmp_path / 'ckpt'}",
         ], log_path, timeout_s=900, config_args=[f"--config-dir={RECIPES}", f"--config-name={RECIPE}"])
     finally:
         killer.stop()
