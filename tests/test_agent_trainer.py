@@ -84,7 +84,7 @@ def test_agent_recipe_runs_two_grpo_steps_on_cpu(catalogs, agent_model, tmp_path
     dump, val_dump = tmp_path / "generations", tmp_path / "validation"
     retrieval = "reward.reward_kwargs.retrieval"
     result = run_main_ppo([
-        # the tiny model and catalog, the small tool config
+        # the tiny model and the CPU sizes
         *recipe_cpu_overrides(agent_model, tmp_path, "lucene",
                               CpuSizes(train_batch_size=4, max_prompt_length=384, max_response_length=512,
                                        val_max_samples=6)),
