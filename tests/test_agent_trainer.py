@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers_contract import in_contract
 from verl_rec.recipes import RECIPES_DIR as RECIPES
 
 pytestmark = pytest.mark.slow
@@ -144,9 +145,6 @@ def test_agent_recipe_runs_two_grpo_steps_on_cpu(catalogs, agent_model, tmp_path
             assert row["score"] == pytest.approx(0.1 + row["ndcg@1000"], abs=1e-6)
         assert row["searches"] + row["search_errors"] == row["search_calls"] <= MAX_SEARCHES
 
-
-def in_contract(score: float) -> bool:
-    return score == -2.0 or score == 0.0 or 0.1 < score <= 1.1
 
 
 def test_evaluate_runs_the_warmed_agent_with_transformers(catalogs, agent_model, tmp_path):

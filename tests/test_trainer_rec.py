@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+from helpers_contract import in_contract
 from helpers_recipe_data import INDEX_BACKENDS, RecipeData, compose_recipe
 from verl_rec.devkit.cpu_sizes import CpuSizes, recipe_cpu_overrides
 from verl_rec.recipes import RECIPES_DIR as RECIPES
@@ -123,9 +124,6 @@ def read_generations(folder: Path) -> list[dict]:
     return rows
 
 
-def in_contract(score: float) -> bool:
-    return score == -2.0 or score == 0.0 or 0.1 < score <= 1.1 + 1e-9
-
 
 def test_every_recipe_is_run_or_tested_elsewhere():
     assert set(RUN) | set(ELSEWHERE) == set(recipe_names())
@@ -138,15 +136,17 @@ def test_every_recipe_is_run_or_tested_elsewhere():
 def assert_prefill_read(prompt_format: str, rows: list[dict]) -> None:
     """Every rollout's prompt ends with the format's pre-fill (the ``verl_rec_prefill`` agent
     loop), or with no opened ``<think>`` when it has none; the score agrees with the reading of
-    the output that the format implies (after a pre-filled ``<think>``, a second one is malformed)."""
+    the output that the format implies (after a pre-filled ``<think>``, a second one is malformed).
+    The pre-filled formats are the search ones; a re-ranked list may parse and still score -2
+    (not a permutation), so the agreement is only asked of them."""
     from verl_rec.reward.parsing import parse_output
     from verl_rec.tasks.formats import format_spec, get_format
 
     prefill = get_format(prompt_format).assistant_prefill
-    if prefill:
-        assert all(row["input"].endswith(prefill) for row in rows), rows[0]["input"][-80:]
-    else:
+    if not prefill:
         assert not any(row["input"].rstrip().endswith("<think>") for row in rows)
+        return
+    assert all(row["input"].endswith(prefill) for row in rows), rows[0]["input"][-80:]
     spec = format_spec(prompt_format)
     for row in rows:
         assert (row["score"] != -2.0) == parse_output(row["output"], spec).ok, row
