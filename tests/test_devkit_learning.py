@@ -101,3 +101,20 @@ def test_cpu_sizes_are_one_consistent_override_list():
     assert "trainer.test_freq=5" in overrides and "trainer.total_training_steps=10" in overrides
     assert "trainer.test_freq=2" in recipe_cpu_overrides("/m", "/o", None)  # validate after the last step
     assert engine_overrides(None) == [] and engine_overrides("lucene")[0].endswith("heap=512m")
+
+
+def test_validation_mean_weights_each_data_source_by_its_queries(tmp_path):
+    import pandas as pd
+
+    from verl_rec.devkit.val_metrics import data_source_counts, validation_mean
+
+    pd.DataFrame({"data_source": ["a", "a", "a", "b", "c"]}).to_parquet(tmp_path / "val.parquet")
+    counts = data_source_counts(tmp_path / "val.parquet", limit=4)  # veRL's val_max_samples: the first 4 rows
+    assert counts == {"a": 3, "b": 1}
+    step = {"val-aux/a/ndcg@10/mean@1": 0.2, "val-aux/b/ndcg@10/mean@1": 1.0, "val-core/a/reward/mean@1": 0.3}
+    assert validation_mean(step, "/ndcg@10/mean@1", counts) == pytest.approx(0.4)  # (3 x 0.2 + 1.0) / 4
+    assert validation_mean(step, "/ndcg@10/mean@1") == pytest.approx(0.6)  # over sources
+    assert validation_mean(step, "/reward/mean@1", counts) == pytest.approx(0.3)
+    assert validation_mean(step, "/recall@10/mean@1", counts) is None
+    with pytest.raises(KeyError, match="lack"):
+        validation_mean(step, "/ndcg@10/mean@1", {"a": 3})

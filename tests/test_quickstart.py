@@ -55,6 +55,8 @@ def test_summary_compares_first_and_last_validation():
                2: {"val-core/a/ndcg@10/mean@1": 0.4, "val-core/b/ndcg@10/mean@1": 0.6}}
     assert quickstart.summary(history) == "val NDCG@10 0.2000 at step 0 -> 0.5000 at step 2"
     assert quickstart.summary({1: {"critic/score/mean": 0.5}}) is None
+    # over queries: source a has 3 validation rows, b has 1
+    assert quickstart.summary(history, {"a": 3, "b": 1}) == "val NDCG@10 0.1500 at step 0 -> 0.4500 at step 2"
 
 
 def test_summary_shows_ndcg_and_reward_of_the_untrained_and_trained_policy():

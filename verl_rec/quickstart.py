@@ -21,13 +21,14 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import TextIO
 
 from verl_rec.data.esci import EsciOptions, build_esci
 from verl_rec.devkit.synthetic_catalog import write_esci_release
+from verl_rec.devkit.val_metrics import data_source_counts, validation_mean
 from verl_rec.recipes import RECIPES_DIR
 
 FAILURE_TAIL_LINES = 30
@@ -118,40 +119,41 @@ def command(gpu: bool, model_dir: Path | None, overrides: list[str],
     return cmd + overrides, env
 
 
-def _val_mean(metrics: dict[str, float], suffix: str) -> float | None:
-    """Mean over data sources of a validation metric."""
-    values = [v for k, v in metrics.items() if k.startswith(("val-core/", "val-aux/")) and k.endswith(suffix)]
-    return sum(values) / len(values) if values else None
-
-
 def _cell(value: float | None) -> str:
     return "      -" if value is None else f"{value:7.4f}"
 
 
-def show(step: int, metrics: dict[str, float]) -> None:
-    """One short row per step: training reward, and validation reward / NDCG averaged over sources."""
+def show(step: int, metrics: dict[str, float], counts: Mapping[str, int] | None = None) -> None:
+    """One short row per step: training reward, and validation reward / NDCG over the validation
+    queries (``counts``: rows per data source; without them, the mean over data sources)."""
+    def val(suffix: str) -> str:
+        return _cell(validation_mean(metrics, suffix, counts))
+
     print(f"[quickstart] step {step:>3} | train reward {_cell(metrics.get('critic/score/mean'))} | "
-          f"val reward {_cell(_val_mean(metrics, '/reward/mean@1'))} | "
-          f"val NDCG@10 {_cell(_val_mean(metrics, '/ndcg@10/mean@1'))} | "
-          f"val format_ok {_cell(_val_mean(metrics, '/format_ok/mean@1'))}", flush=True)
+          f"val reward {val('/reward/mean@1')} | val NDCG@10 {val('/ndcg@10/mean@1')} | "
+          f"val format_ok {val('/format_ok/mean@1')}", flush=True)
 
 
-def summary(history: dict[int, dict[str, float]]) -> str | None:
+def summary(history: dict[int, dict[str, float]], counts: Mapping[str, int] | None = None) -> str | None:
     """The untrained and the trained policy side by side: validation NDCG@10 (and reward, when
     logged) at the first and the last validation."""
-    validated = [(step, m) for step, m in sorted(history.items()) if _val_mean(m, "/ndcg@10/mean@1") is not None]
+    def val(metrics: dict[str, float], suffix: str) -> float | None:
+        return validation_mean(metrics, suffix, counts)
+
+    validated = [(step, m) for step, m in sorted(history.items()) if val(m, "/ndcg@10/mean@1") is not None]
     if len(validated) < 2:
         return None
     (first_step, first), (last_step, last) = validated[0], validated[-1]
-    line = (f"val NDCG@10 {_val_mean(first, '/ndcg@10/mean@1'):.4f} at step {first_step} -> "
-            f"{_val_mean(last, '/ndcg@10/mean@1'):.4f} at step {last_step}")
-    before, after = _val_mean(first, "/reward/mean@1"), _val_mean(last, "/reward/mean@1")
+    line = (f"val NDCG@10 {val(first, '/ndcg@10/mean@1'):.4f} at step {first_step} -> "
+            f"{val(last, '/ndcg@10/mean@1'):.4f} at step {last_step}")
+    before, after = val(first, "/reward/mean@1"), val(last, "/reward/mean@1")
     if before is not None and after is not None:
         line += f"; val reward {before:.4f} -> {after:.4f}"
     return line
 
 
-def train(cmd: list[str], env: dict[str, str], cwd: Path, log: TextIO, verbose: bool) -> int:
+def train(cmd: list[str], env: dict[str, str], cwd: Path, log: TextIO, verbose: bool,
+          counts: Mapping[str, int] | None = None) -> int:
     """Run main_ppo; every line goes to the log (and to the console with ``verbose``), step rows to the console."""
     from verl_rec.devkit.runner import parse_step_metrics
 
@@ -166,13 +168,13 @@ def train(cmd: list[str], env: dict[str, str], cwd: Path, log: TextIO, verbose: 
             sys.stdout.write(line)
         for step, metrics in parse_step_metrics(line).items():
             history.setdefault(step, {}).update(metrics)
-            show(step, metrics)
+            show(step, metrics, counts)
     code = proc.wait()
     log.flush()
     if code != 0:
         say(f"the last lines main_ppo printed (exit {code}):")
         sys.stdout.write("".join(tail))
-    elif (result := summary(history)) is not None:
+    elif (result := summary(history, counts)) is not None:
         say(f"before/after training: {result}")
     return code
 
@@ -198,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
         cmd, env = command(args.gpu, model_dir, overrides, args.steps)
         say("training: stock main_ppo on the quickstart recipe, one row per step")
         log.write(f"\n=== {' '.join(cmd)}\n")
-        code = train(cmd, env, work_dir, log, args.verbose)
+        counts = data_source_counts(root / "quickstart" / "esci" / "val.parquet")  # the recipe validates every row
+        code = train(cmd, env, work_dir, log, args.verbose, counts)
     say(f"{'finished' if code == 0 else f'main_ppo failed (exit {code})'}; full log: {log_path}")
     return code
 
