@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers_recipe_data import compose_recipe
 from verl_rec.devkit.cpu_sizes import CpuSizes, recipe_cpu_overrides
 from verl_rec.recipes import RECIPES_DIR
 
@@ -60,12 +61,13 @@ def task_and_model(tmp_path_factory):
     from verl_rec.devkit.tiny_model import build_tiny_model
     from verl_rec.devkit.vocab_task import write_vocab_task
 
+    prompt_format = compose_recipe(RECIPE).data.prompt_format  # the rollout renders the recipe's prompt
     task = write_vocab_task(tmp_path_factory.mktemp("vocab_task"), seed=SEED)
     assert build_index.main(["--corpus", str(task.corpus), "--backend", "lucene", "--index",
                              str(task.folder / "index_lucene"), "--threads", "1", "--heap", "512m", "--quiet"]) == 0
     model = build_tiny_model(tmp_path_factory.mktemp("tiny"), vocab_size=1024, seed=SEED, extra_corpus=task.tokenizer_text())
-    warm_up_format(model, task.train, steps=200, batch_size=2, seed=SEED, max_words=1, answer_words=task.menu,
-                   every_answer=True)
+    warm_up_format(model, task.train, prompt_format, steps=200, batch_size=2, seed=SEED, max_words=1,
+                   answer_words=task.menu, every_answer=True)
     return task, model
 
 
