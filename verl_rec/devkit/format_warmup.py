@@ -32,7 +32,7 @@ from verl_rec.tasks.records import TaskRecord
 THINK_TEXT = "find it"
 
 #: (token ids, loss mask): cross-entropy where the mask is 1
-Sequence_ = tuple[list[int], list[int]]
+TokenRow = tuple[list[int], list[int]]
 
 
 @dataclass(frozen=True)
@@ -113,12 +113,12 @@ def warm_up_formats(model_dir: str | Path, tasks: Sequence[WarmupTask], steps: i
     prompts = [rollout_prompt_ids(tokenizer, fmt, fmt.messages(record)) for record, fmt in examples]
     rng, picker = random.Random(seed), random.Random(seed + 1)
 
-    def row(i: int, answer: Any) -> Sequence_:
+    def row(i: int, answer: Any) -> TokenRow:
         response = tokenizer(response_text(examples[i][1], answer) + tokenizer.eos_token,
                              add_special_tokens=False)["input_ids"]
         return prompts[i] + response, [0] * len(prompts[i]) + [1] * len(response)
 
-    def batches() -> Iterable[list[Sequence_]]:
+    def batches() -> Iterable[list[TokenRow]]:
         epoch_steps = max(1, len(examples) // batch_size)
         answers: list[Any] = []
         for step in range(steps):
@@ -133,7 +133,7 @@ def warm_up_formats(model_dir: str | Path, tasks: Sequence[WarmupTask], steps: i
     return fit(model_dir, batches(), lr, seed, threads)
 
 
-def train_sequences(model_dir: str | Path, sequences: list[Sequence_], steps: int, batch_size: int, lr: float,
+def train_sequences(model_dir: str | Path, sequences: list[TokenRow], steps: int, batch_size: int, lr: float,
                     seed: int, threads: int = 1) -> Path:
     """Fit ``model_dir`` in place on fixed sequences, ``batch_size`` drawn at random per step."""
     import torch
@@ -144,7 +144,7 @@ def train_sequences(model_dir: str | Path, sequences: list[Sequence_], steps: in
     return fit(model_dir, batches, lr, seed, threads)
 
 
-def fit(model_dir: str | Path, batches: Iterable[list[Sequence_]], lr: float, seed: int, threads: int = 1) -> Path:
+def fit(model_dir: str | Path, batches: Iterable[list[TokenRow]], lr: float, seed: int, threads: int = 1) -> Path:
     """Teacher-forced cross-entropy, AdamW, one optimizer step per batch; saves in place."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
