@@ -26,6 +26,7 @@ C4_CATEGORY = {"Video_Games": "Games", "Baby_Products": "Baby", "Office_Products
 # permutation about k!/k^k of the time (4: 9%, measured; 2: 50%) and the re-ranking branch must
 # see well-formed lists to score
 RERANK_TOP_K, RERANK_WORDS = 2, 8
+VASWANI_TOPICS = 12
 INDEX_BACKENDS = {"index_lucene": "lucene", "index_dense": "dense", "index_bm25s": "bm25s"}
 
 
@@ -68,6 +69,22 @@ def _c4(folder: Path, raw: Path) -> None:
                     "--val-size", str(VAL_SIZE)]) == 0
 
 
+def _vaswani(folder: Path, raw: Path) -> None:
+    """The real Vaswani documents with its first ``VASWANI_TOPICS`` topics (a third held out),
+    through the TREC builder: 8 x 8 verbose train requests, as many rows as the ESCI folders."""
+    from verl_rec.data_preprocess import trec
+    from verl_rec.retrieval.trec import read_trec_topics
+
+    source = Path(__file__).resolve().parents[2] / "shared" / "data" / "vaswani"
+    topics = dict(list(read_trec_topics(source / "query-text.trec").items())[:VASWANI_TOPICS])
+    raw.mkdir(parents=True, exist_ok=True)
+    (raw / "topics.trec").write_text("".join(f"<top>\n<num>{q}</num><title>\n{t}\n</title>\n</top>\n"
+                                             for q, t in topics.items()))
+    assert trec.main(["--docs", str(source / "corpus" / "doc-text.trec"), "--topics", str(raw / "topics.trec"),
+                      "--qrels", str(source / "qrels"), "--out", str(folder),
+                      "--heldout", str(VASWANI_TOPICS // 3)]) == 0, f"the Vaswani collection: {source}"
+
+
 def _seqrec(folder: Path, raw: Path) -> None:
     """Each user buys six items of one category; a third of the users' later targets are cold items
     (never in train), so validation has inductive rows as well as transductive ones."""
@@ -101,7 +118,7 @@ class RecipeData:
         self.root = root
         self.builders: dict[str, Callable[[Path, Path], None]] = {
             "esci": _esci, "quickstart/esci": _esci, "esci_transfer": _esci_transfer, "c4": _c4, f"seqrec_{SEQREC_CATEGORY}": _seqrec,
-            "rerank_esci": self._rerank,
+            "rerank_esci": self._rerank, "vaswani": _vaswani,
         }
 
     def folder(self, name: str) -> Path:

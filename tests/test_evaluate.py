@@ -217,12 +217,12 @@ def test_model_generation_renders_the_prefill_and_reads_continuations(chain: Pat
 
     seen = {}
 
-    def fake_generate(model_path, conversations, formats=None, **kwargs):
+    def fake_generate_samples(model_path, conversations, sampling, formats=None, **kwargs):
         seen["formats"], seen["conversations"] = formats, conversations
         queries = [c[1]["content"].split("```")[1] for c in conversations]
-        return ["keywords.</think><answer>" + json.dumps({"query": q}) + "</answer>" for q in queries], "fake"
+        return [["keywords.</think><answer>" + json.dumps({"query": q}) + "</answer>"] for q in queries], "fake"
 
-    monkeypatch.setattr(generation, "generate", fake_generate)
+    monkeypatch.setattr(generation, "generate_samples", fake_generate_samples)
     out = tmp_path / "res"
     rows = evaluate(["--records", str(chain / "test.parquet"), "--backend", "bm25s", "--index", str(chain / "index_bm25s"),
                      "--model", "m=/nowhere", "--prompt-format", "paper_sparse", "--limit", "4", "--out", str(out)])

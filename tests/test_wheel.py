@@ -139,7 +139,7 @@ def test_own_recipe_builds_on_packaged_ones_through_the_search_path(installed):
     assert cfg["reward"]["reward_manager"]["name"] == "RecR1RewardManager"
 
 
-@pytest.mark.parametrize("module", ["build_index", "esci", "c4", "seqrec", "rerank"])
+@pytest.mark.parametrize("module", ["build_index", "esci", "c4", "seqrec", "rerank", "trec"])
 def test_builders_run_as_modules_of_the_installed_package(installed, module):
     out = run(installed, sys.executable, "-m", f"verl_rec.data_preprocess.{module}", "--help")
     assert out.stdout.startswith("usage:")

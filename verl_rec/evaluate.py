@@ -27,6 +27,9 @@ of the record's candidate ids). ``--model`` renders each prompt as the rollout d
 template plus the format's pre-filled assistant turn (``paper_*`` formats), and its outputs
 are read as continuations of it (``--no-think-prefilled`` for outputs made without it).
 A query the engine refuses scores 0 and is counted in ``retrieval_errors``.
+``--samples N`` also scores each ``--model`` on N sampled outputs per record (``--temperature``,
+``--top-p``, ``--seed``; default the recipes' rollout sampling) as the system ``<name>@sampled``:
+its rows are ``<record_id>#<k>``, and its means are over records and samples.
 
 An agent prompt format (``--prompt-format bm25_agent``) runs each ``--model`` as a search agent
 (:mod:`verl_rec.evaluation.agent`): multi-turn episodes with the search tool of training
@@ -89,17 +92,30 @@ def format_specs(tasks: set[str], prompt_format: str | None, think_prefilled: bo
     return specs
 
 
-def model_outputs(records: Sequence[TaskRecord], model_path: str, prompt_format: str | None, args: argparse.Namespace) -> dict[str, str]:
-    """Generate one greedy output per record with the model at ``model_path`` (prompt + pre-fill)."""
-    from verl_rec.evaluation.generate import generate
+def model_outputs(records: Sequence[TaskRecord], model_path: str, prompt_format: str | None, args: argparse.Namespace,
+                  sampling: Any = None) -> dict[str, str]:
+    """One greedy output per record with the model at ``model_path`` (prompt + pre-fill), keyed by
+    record id; with ``sampling`` (a :class:`~verl_rec.evaluation.generate.Sampling`), its ``n``
+    samples per record, keyed ``<record_id>#<k>`` (:func:`sampled_records`)."""
+    from verl_rec.evaluation.generate import generate_samples
 
     formats = [get_format(prompt_format or TASK_FORMATS[r.task]) for r in records]
     conversations = [fmt.messages(r) for fmt, r in zip(formats, records)]
     started = time.perf_counter()
-    texts, engine = generate(model_path, conversations, max_new_tokens=args.max_new_tokens,
-                             batch_size=args.gen_batch_size, engine=args.engine, formats=formats)
-    print(f"generated {len(texts)} outputs with {engine} in {time.perf_counter() - started:.1f}s", file=sys.stderr)
-    return {r.record_id: t for r, t in zip(records, texts)}
+    texts, engine = generate_samples(model_path, conversations, sampling, max_new_tokens=args.max_new_tokens,
+                                     batch_size=args.gen_batch_size, engine=args.engine, formats=formats)
+    print(f"generated {sum(map(len, texts))} outputs with {engine} in {time.perf_counter() - started:.1f}s",
+          file=sys.stderr)
+    if sampling is None:
+        return {r.record_id: t[0] for r, t in zip(records, texts)}
+    return {f"{r.record_id}#{k}": text for r, t in zip(records, texts) for k, text in enumerate(t)}
+
+
+def sampled_records(records: Sequence[TaskRecord], n: int) -> list[TaskRecord]:
+    """Each record ``n`` times, as ``<record_id>#<k>``: the rows a sampled system is scored on."""
+    from dataclasses import replace
+
+    return [replace(r, record_id=f"{r.record_id}#{k}") for r in records for k in range(n)]
 
 
 def agent_model_outputs(records: Sequence[TaskRecord], model_path: str, args: argparse.Namespace,
@@ -147,6 +163,10 @@ def first_stage_orders(record_paths: Sequence[str]) -> dict[str, Any]:
     return first_stage
 
 
+def agent_format(args: argparse.Namespace) -> bool:
+    return is_agent_format(args.prompt_format or "")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m verl_rec.evaluate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -168,6 +188,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-new-tokens", type=int, default=512)
     parser.add_argument("--gen-batch-size", type=int, default=16, help="prompts per transformers generate() call")
     parser.add_argument("--engine", choices=["auto", "vllm", "transformers"], default="auto")
+    parser.add_argument("--samples", type=int, default=0,
+                        help="also score each --model on this many sampled outputs per record (<name>@sampled)")
+    parser.add_argument("--temperature", type=float, default=0.6, help="--samples: sampling temperature")
+    parser.add_argument("--top-p", type=float, default=0.95, help="--samples: nucleus sampling")
+    parser.add_argument("--seed", type=int, default=0, help="--samples: the sampling seed")
     parser.add_argument("--max-searches", type=int, default=3,
                         help="agent formats: searches per episode (the recipe's multi_turn.max_user_turns)")
     parser.add_argument("--tool-config", help="agent formats: the search tool yaml (default: the packaged one)")
@@ -206,7 +231,12 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     if args.raw or not (args.outputs or args.model):
         systems.append(("raw", None))
     systems += [(name, ("outputs", path)) for name, path in (_named(v, "outputs") for v in args.outputs)]
-    systems += [(name, ("model", path)) for name, path in (_named(v, "model") for v in args.model)]
+    for name, path in (_named(v, "model") for v in args.model):
+        systems.append((name, ("model", path)))
+        if args.samples > 0:
+            if agent_format(args):
+                raise InputError("--samples is for single-turn formats; an agent format runs greedy episodes")
+            systems.append((f"{name}@sampled", ("sampled", path)))
     names = [name for name, _ in systems]
     if len(set(names)) != len(names):
         raise InputError(f"system names must differ: {names}; name them NAME=PATH")
@@ -220,18 +250,26 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         retriever = open_retriever(args.backend, args.index, **json.loads(args.backend_options))
     summary: list[dict[str, Any]] = []
     per_query: list[dict[str, Any]] = []
-    agent = is_agent_format(args.prompt_format or "")
+    agent = agent_format(args)
     episodes: dict[str, Episode] = {}
     try:
         for name, source in systems:
             started = time.perf_counter()
             missing: set[str] = set()
+            scored = records
             if source is None:
                 pendings = prepare_raw(records, first_stage_orders(args.records), formats, rewards)
             else:
                 kind, path = source
                 if kind == "outputs":
                     outputs = read_outputs(path)
+                elif kind == "sampled":
+                    from verl_rec.evaluation.generate import Sampling
+
+                    sampling = Sampling(args.samples, args.temperature, args.top_p, args.seed)
+                    outputs = model_outputs(records, path, args.prompt_format, args, sampling)
+                    write_outputs(out / f"outputs_{name}.jsonl", outputs)
+                    scored = sampled_records(records, args.samples)
                 elif agent:
                     outputs, episodes = agent_model_outputs(records, path, args, retriever)
                     write_episodes(out / f"episodes_{name}.jsonl", episodes)
@@ -239,9 +277,9 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 else:
                     outputs = model_outputs(records, path, args.prompt_format, args)
                     write_outputs(out / f"outputs_{name}.jsonl", outputs)
-                pendings = prepare_outputs(records, outputs, formats, rewards)
-                missing = {r.record_id for r in records if r.record_id not in outputs}
-            rows = score_system(records, pendings, retriever, missing)
+                pendings = prepare_outputs(scored, outputs, formats, rewards)
+                missing = {r.record_id for r in scored if r.record_id not in outputs}
+            rows = score_system(scored, pendings, retriever, missing)
             if agent:  # searches per query, next to the single-turn systems (which search 0 times)
                 for row in rows:
                     episode = episodes.get(row["record_id"])

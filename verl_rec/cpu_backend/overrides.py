@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from verl_rec.cpu_backend.names import PLATFORM_ENV, PLATFORM_NAME, ROLLOUT_NAME
 
+FLOAT32 = "{param_dtype:fp32,reduce_dtype:fp32,buffer_dtype:fp32}"
+
 
 def cpu_env() -> dict[str, str]:
     """Environment for the ``main_ppo`` process; local Ray workers inherit it."""
@@ -46,6 +48,11 @@ def cpu_overrides(num_cpus: int = 16, num_gpus: int = 1, storage_units: int = 1)
         "actor_rollout_ref.actor.use_torch_compile=False",
         "actor_rollout_ref.actor.fsdp_config.use_torch_compile=False",
         "actor_rollout_ref.ref.fsdp_config.use_torch_compile=False",
+        # veRL's FSDP computes in bfloat16 when mixed_precision is unset; a CPU without
+        # AVX512-BF16/AMX multiplies bf16 matrices far slower than float32 (python -m
+        # bench.cpu_dtype): the actor, the ref and the rollout compute in float32.
+        *(f"+actor_rollout_ref.{role}.fsdp_config.mixed_precision={FLOAT32}" for role in ("actor", "ref")),
+        "actor_rollout_ref.rollout.dtype=float32",
         # transformers generate() in one Ray actor per replica (verl_rec.cpu_backend.hf_rollout.server).
         f"actor_rollout_ref.rollout.name={ROLLOUT_NAME}",
         "actor_rollout_ref.rollout.tensor_model_parallel_size=1",

@@ -49,6 +49,7 @@ class CpuSizes:
     steps: int = 2
     val_before_train: bool = False
     test_freq: int | None = None  # None: validate after the last step only
+    save_freq: int = -1  # -1: no checkpoints
 
     def overrides(self) -> list[str]:
         micro = self.train_batch_size * self.rollout_n
@@ -65,7 +66,7 @@ class CpuSizes:
             f"trainer.total_training_steps={self.steps}",
             f"trainer.val_before_train={self.val_before_train}",
             f"trainer.test_freq={self.test_freq or self.steps}",
-            "trainer.save_freq=-1",
+            f"trainer.save_freq={self.save_freq}",
         ]
 
 

@@ -1,16 +1,19 @@
-"""Greedy generation of the policy's outputs for evaluation: vLLM when importable, else transformers.
+"""Generation of the policy's outputs for evaluation: vLLM when importable, else transformers.
 
 Prompts are the chat messages of a prompt format, rendered with the model's own chat
 template and ``add_generation_prompt``, then the format's pre-filled assistant turn if it has
 one (:meth:`~verl_rec.tasks.formats.PromptFormat.render`: exactly what the rollout renders in
 training), and decoded greedily: the paper's evaluation setting (``val_kwargs.do_sample: false``).
-The outputs are the continuation only (without the pre-fill).
+The outputs are the continuation only (without the pre-fill). :class:`Sampling` draws several
+outputs per prompt instead (temperature, top-p, seed): what a policy's sampled behaviour looks
+like, next to its greedy answer.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from verl_rec.tasks.formats import PromptFormat
 
@@ -28,6 +31,20 @@ def vllm_available() -> bool:
 Formats = Sequence[PromptFormat] | None
 
 
+@dataclass(frozen=True)
+class Sampling:
+    """``n`` sampled outputs per prompt; the recipes' rollout uses temperature 0.6, top-p 0.95."""
+
+    n: int = 4
+    temperature: float = 0.6
+    top_p: float = 0.95
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.n < 1 or self.temperature <= 0 or not 0 < self.top_p <= 1:
+            raise ValueError(f"sampling needs n >= 1, temperature > 0 and 0 < top_p <= 1, got {self}")
+
+
 def render_prompts(tokenizer, conversations: Sequence[list[dict[str, str]]], formats: Formats = None) -> list[str]:
     """The prompt texts: each conversation rendered by its format (chat template + pre-fill), or
     by the chat template alone when no formats are given."""
@@ -39,17 +56,22 @@ def render_prompts(tokenizer, conversations: Sequence[list[dict[str, str]]], for
 
 
 def _generate_vllm(model_path: str, conversations: Sequence[list[dict[str, str]]], max_new_tokens: int,
-                   max_model_len: int | None, formats: Formats = None) -> list[str]:
+                   max_model_len: int | None, formats: Formats = None,
+                   sampling: Sampling | None = None) -> list[list[str]]:
     from vllm import LLM, SamplingParams
 
     llm = LLM(model=model_path, max_model_len=max_model_len, trust_remote_code=False)
     prompts = render_prompts(llm.get_tokenizer(), conversations, formats)
-    results = llm.generate(prompts, SamplingParams(temperature=0.0, max_tokens=max_new_tokens))
-    return [r.outputs[0].text for r in results]
+    params = (SamplingParams(temperature=0.0, max_tokens=max_new_tokens) if sampling is None else
+              SamplingParams(n=sampling.n, temperature=sampling.temperature, top_p=sampling.top_p,
+                             seed=sampling.seed, max_tokens=max_new_tokens))
+    results = llm.generate(prompts, params)
+    return [[o.text for o in r.outputs] for r in results]
 
 
 def _generate_transformers(model_path: str, conversations: Sequence[list[dict[str, str]]], max_new_tokens: int,
-                           batch_size: int, formats: Formats = None) -> list[str]:
+                           batch_size: int, formats: Formats = None,
+                           sampling: Sampling | None = None) -> list[list[str]]:
     import torch
     from tqdm import tqdm
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -62,16 +84,23 @@ def _generate_transformers(model_path: str, conversations: Sequence[list[dict[st
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype).to(device).eval()
     prompts = render_prompts(tokenizer, conversations, formats)
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths share a batch: less padding
-    outputs: list[str] = [""] * len(prompts)
+    outputs: list[list[str]] = [[] for _ in prompts]
+    n = sampling.n if sampling else 1
+    options = ({"do_sample": False} if sampling is None else
+               {"do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": 0,
+                "num_return_sequences": n})
+    if sampling is not None:
+        torch.manual_seed(sampling.seed)
     for start in tqdm(range(0, len(order), batch_size), desc="generate", unit="batch", file=sys.stderr, mininterval=2):
         index = order[start:start + batch_size]
         batch = tokenizer([prompts[i] for i in index], return_tensors="pt", padding=True, add_special_tokens=False).to(device)
         with torch.no_grad():
-            generated = model.generate(**batch, do_sample=False, max_new_tokens=max_new_tokens,
+            generated = model.generate(**batch, **options, max_new_tokens=max_new_tokens,
                                        pad_token_id=tokenizer.pad_token_id)
         new_tokens = generated[:, batch["input_ids"].shape[1]:]
-        for i, text in zip(index, tokenizer.batch_decode(new_tokens, skip_special_tokens=True)):
-            outputs[i] = text
+        texts = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+        for row, i in enumerate(index):  # generate() returns each prompt's n sequences together
+            outputs[i] = texts[row * n:(row + 1) * n]
     return outputs
 
 
@@ -80,9 +109,19 @@ def generate(model_path: str, conversations: Sequence[list[dict[str, str]]], max
              formats: Formats = None) -> tuple[list[str], str]:
     """Greedy outputs for every conversation, and the engine that produced them. ``formats``
     (one per conversation) add each format's pre-filled assistant turn to its prompt."""
+    outputs, used = generate_samples(model_path, conversations, None, max_new_tokens, batch_size, engine,
+                                     max_model_len, formats)
+    return [texts[0] for texts in outputs], used
+
+
+def generate_samples(model_path: str, conversations: Sequence[list[dict[str, str]]], sampling: Sampling | None,
+                     max_new_tokens: int = 512, batch_size: int = 16, engine: str = "auto",
+                     max_model_len: int | None = None, formats: Formats = None) -> tuple[list[list[str]], str]:
+    """``sampling.n`` outputs per conversation (one greedy output when ``sampling`` is None), and the engine."""
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     use_vllm = engine == "vllm" or (engine == "auto" and vllm_available())
     if use_vllm:
-        return _generate_vllm(model_path, conversations, max_new_tokens, max_model_len, formats), "vllm"
-    return _generate_transformers(model_path, conversations, max_new_tokens, batch_size, formats), "transformers"
+        return _generate_vllm(model_path, conversations, max_new_tokens, max_model_len, formats, sampling), "vllm"
+    return (_generate_transformers(model_path, conversations, max_new_tokens, batch_size, formats, sampling),
+            "transformers")

@@ -16,6 +16,8 @@ Two families:
 * ours (``bm25_query``, ``dense_expansion``, ...): plain-spoken about the engine (Boolean
   operators and quotes have no effect on BM25), no pre-fill. ``bm25_query_rare_words`` adds
   our earlier hint that the engine favours rare words (a nudge towards keyword stuffing).
+  ``bm25_literature``: a researcher's request to a search engine over scientific abstracts
+  (the TREC collections of :mod:`verl_rec.data.trec_collection`).
 
 :meth:`PromptFormat.render` gives the exact text the rollout tokenizes (chat template plus
 pre-fill): the prefill agent loop, the evaluation's generation and the dev kit's format
@@ -120,6 +122,14 @@ def _bm25_user(record: TaskRecord) -> str:
     )
 
 
+def _literature_user(record: TaskRecord) -> str:
+    return (
+        f'A researcher sent this request to the library\'s search service: "{record.query}"\n'
+        "Write the search query that will make the engine rank the papers this researcher wants "
+        "as high as possible."
+    )
+
+
 def _bm25_agent_user(record: TaskRecord) -> str:
     return f"{_bm25_user(record)}\n{SEARCH_INSTRUCTIONS}"
 
@@ -165,6 +175,11 @@ _BM25_RARE_WORDS_SYSTEM = (
     "You write queries for a BM25 keyword search engine over a product catalog. The engine is "
     "bag-of-words: it matches stemmed words, ignores word order, quotes and Boolean operators "
     "(AND, OR, NOT have no effect), and favours rare words that appear in the wanted products."
+)
+_BM25_LITERATURE_SYSTEM = (
+    "You write queries for a BM25 keyword search engine over the abstracts of scientific papers. "
+    "The engine is bag-of-words: it matches stemmed words and ignores word order, quotes and "
+    "Boolean operators (AND, OR, NOT have no effect)."
 )
 _DENSE_SYSTEM = (
     "You write queries for a neural (dense embedding) product search engine. It compares the "
@@ -247,6 +262,8 @@ FORMATS: dict[str, PromptFormat] = {
     for f in (
         PromptFormat("bm25_query", "search", _BM25_SYSTEM, _bm25_user),
         PromptFormat("bm25_query_rare_words", "search", _BM25_RARE_WORDS_SYSTEM, _bm25_user),
+        # a TREC collection's verbose requests (verl_rec.data.trec_collection): scientific abstracts
+        PromptFormat("bm25_literature", "search", _BM25_LITERATURE_SYSTEM, _literature_user),
         PromptFormat("bm25_agent", "search", _BM25_SYSTEM, _bm25_agent_user),  # verl_rec.agent: may search first
         PromptFormat("dense_expansion", "search", _DENSE_SYSTEM, _dense_user),
         PromptFormat("review_rewrite", "search", _DENSE_SYSTEM, _review_user),

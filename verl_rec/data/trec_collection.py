@@ -1,0 +1,99 @@
+"""Task records from a TREC-format test collection (documents, topics, qrels), e.g. Vaswani.
+
+The queries are split into train and held-out ONCE, by a seeded shuffle of the query ids,
+before any model or query is scored. ``requests="verbose"`` turns each query into the
+natural-language requests of :mod:`verl_rec.data.requests` (train: every template per query,
+so the policy sees many phrasings of the same need; held-out: one seeded template per query);
+``requests="terse"`` keeps the collection's own query text.
+
+Outputs: ``corpus.jsonl`` ({"id", "contents"}), ``train.parquet``, ``test.parquet`` (the
+held-out queries; recipes validate on it) and ``manifest.json`` (the split's query ids and the
+templates, so a reader can check nothing was chosen by its score).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from verl_rec.data.esci import write_records
+from verl_rec.data.io import InputError
+from verl_rec.data.manifest import Manifest
+from verl_rec.data.requests import REQUEST_TEMPLATES, render_request, seeded_template
+from verl_rec.retrieval.trec import read_qrels, read_trec_topics, trec_docs_to_jsonl
+from verl_rec.tasks.records import TaskRecord
+
+REQUEST_KINDS = ("verbose", "terse")
+
+
+@dataclass(frozen=True)
+class TrecOptions:
+    data_source: str = "vaswani"
+    heldout: int = 40
+    seed: int = 0
+    requests: str = "verbose"
+
+    def __post_init__(self) -> None:
+        if self.requests not in REQUEST_KINDS:
+            raise InputError(f"--requests must be one of {REQUEST_KINDS}, got {self.requests!r}")
+
+
+def split_queries(query_ids: list[str], heldout: int, seed: int) -> tuple[list[str], list[str]]:
+    """(train ids, held-out ids): a seeded shuffle of the sorted ids, the first ``heldout`` held out."""
+    ids = sorted(query_ids, key=lambda q: (len(q), q))
+    random.Random(seed).shuffle(ids)
+    return sorted(ids[heldout:], key=lambda q: (len(q), q)), sorted(ids[:heldout], key=lambda q: (len(q), q))
+
+
+def _records(query_ids: list[str], topics: dict[str, str], qrels: dict[str, dict[str, int]],
+             options: TrecOptions, split: str) -> list[TaskRecord]:
+    records = []
+    for qid in query_ids:
+        gains = {doc: float(rel) for doc, rel in qrels[qid].items() if rel > 0}
+        if options.requests == "terse":
+            variants = [(qid, topics[qid])]
+        elif split == "train":
+            variants = [(f"{qid}-t{t}", render_request(topics[qid], t)) for t in range(len(REQUEST_TEMPLATES))]
+        else:
+            t = seeded_template(qid, options.seed)
+            variants = [(f"{qid}-t{t}", render_request(topics[qid], t))]
+        records += [TaskRecord(record_id=rid, data_source=options.data_source, task="search", qrels=gains,
+                               query=text, split=split) for rid, text in variants]
+    return records
+
+
+def build_trec_collection(docs: str | Path, topics_path: str | Path, qrels_path: str | Path, out_dir: str | Path,
+                          options: TrecOptions = TrecOptions()) -> Manifest:
+    """Write the corpus, the two splits and the manifest under ``out_dir``; return the manifest."""
+    for name, path in (("--docs", docs), ("--topics", topics_path), ("--qrels", qrels_path)):
+        if not Path(path).is_file():
+            raise InputError(f"{name} {path}: no such file")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = Manifest("trec_collection", settings={**options.__dict__, "docs": str(docs),
+                                                     "topics": str(topics_path), "qrels": str(qrels_path)})
+    try:
+        topics = read_trec_topics(topics_path)
+        qrels = read_qrels(qrels_path)
+        documents = trec_docs_to_jsonl(docs, out / "corpus.jsonl")
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+    manifest.inputs.update(documents=documents, topics=len(topics), qrels_queries=len(qrels))
+    judged = [q for q in topics if any(rel > 0 for rel in qrels.get(q, {}).values())]
+    manifest.drop("topic without a relevant document in the qrels", len(topics) - len(judged))
+    if options.heldout <= 0 or options.heldout >= len(judged):
+        raise InputError(f"--heldout {options.heldout}: must be between 1 and {len(judged) - 1} "
+                         f"({len(judged)} judged topics in {topics_path})")
+    train_ids, heldout_ids = split_queries(judged, options.heldout, options.seed)
+    train = _records(train_ids, topics, qrels, options, "train")
+    test = _records(heldout_ids, topics, qrels, options, "test")
+    write_records(train, out / "train.parquet")
+    write_records(test, out / "test.parquet")
+    manifest.outputs.update({"corpus.jsonl": documents, "train.parquet": len(train), "test.parquet": len(test)})
+    manifest.note("train_query_ids", train_ids)
+    manifest.note("heldout_query_ids", heldout_ids)
+    if options.requests == "verbose":
+        manifest.note("request_templates", list(REQUEST_TEMPLATES))
+    manifest.write(out)
+    return manifest
