@@ -58,16 +58,20 @@ class Settings:
     models over 1,400 steps); KL loss off (its ref pass is an eighth of a CPU step, and the
     recipe's coefficient is 0.001; ``--kl-loss`` turns it on); entropy 0.001 as in the recipe;
     rollout temperature 1.0 rather than the recipe's 0.6: more varied queries in a group, so
-    more groups with an advantage (a choice, not compared with 0.6 yet)."""
+    more groups with an advantage (a choice, not compared with 0.6 yet). ``bypass_old_log_prob``:
+    one PPO epoch over one mini-batch is on-policy, so the rollout's own log-probs (float32, same
+    temperature) stand in for veRL's old-log-prob pass (``algorithm.rollout_correction.bypass_mode``);
+    ``--no-bypass-old-log-prob`` recomputes them as veRL does by default."""
 
-    steps: int = 28
+    steps: int = 60
     batch: int = 2
     rollouts: int = 4
     response_length: int = 64
-    lr: float = 2e-5
+    lr: float = 3e-5
     temperature: float = 1.0
     kl_loss: bool = False
-    val_every: int = 7
+    bypass_old_log_prob: bool = True
+    val_every: int = 10
     warmup_every: int = 2
     warmup_steps: int = 48
     warmup_lr: float = 1e-5
@@ -102,7 +106,10 @@ def trainer_run(model: Path, run_dir: Path, data_root: Path, sizes: CpuSizes, se
         f"actor_rollout_ref.actor.optim.lr={settings.lr}",
         f"actor_rollout_ref.rollout.temperature={settings.temperature}",
         f"actor_rollout_ref.actor.use_kl_loss={settings.kl_loss}",
+        "actor_rollout_ref.rollout.calculate_log_probs=True",
+        f"algorithm.rollout_correction.bypass_mode={settings.bypass_old_log_prob}",
         "actor_rollout_ref.actor.checkpoint.save_contents=[model,hf_model]",
+        "trainer.max_actor_ckpt_to_keep=2",
         "trainer.total_epochs=100",
         f"trainer.rollout_data_dir={run_dir / 'rollouts'}",
         *extra,
@@ -366,7 +373,7 @@ def train_all(work: Path, settings: Settings, vaswani: Path) -> dict[str, Any]:
     shutil.rmtree(run_dir, ignore_errors=True)
     sizes = CpuSizes(train_batch_size=settings.batch, rollout_n=settings.rollouts, max_prompt_length=512,
                      max_response_length=settings.response_length, val_max_samples=-1, steps=settings.steps,
-                     val_before_train=True, test_freq=settings.val_every, save_freq=settings.steps)
+                     val_before_train=True, test_freq=settings.val_every, save_freq=settings.val_every)
     trainer_run(policy, run_dir, work, sizes, settings)
     stage("GRPO", t)
 

@@ -6,6 +6,8 @@ obstacle; task-specific keys (data, model, batch sizes, reward) are not here.
 
 from __future__ import annotations
 
+import os
+
 from verl_rec.cpu_backend.names import PLATFORM_ENV, PLATFORM_NAME, ROLLOUT_NAME
 
 FLOAT32 = "{param_dtype:fp32,reduce_dtype:fp32,buffer_dtype:fp32}"
@@ -15,6 +17,9 @@ def cpu_env() -> dict[str, str]:
     """Environment for the ``main_ppo`` process; local Ray workers inherit it."""
     return {
         PLATFORM_ENV: PLATFORM_NAME,  # veRL's platform selector -> our "cpu" platform
+        # Ray gives each worker one torch thread unless this is set; the training worker then
+        # uses one core of the machine. A user's own setting wins.
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(os.cpu_count() or 1)),
         "TOKENIZERS_PARALLELISM": "false",
         "HF_HUB_OFFLINE": "1",  # never reach for the model hub
         "TRANSFORMERS_OFFLINE": "1",

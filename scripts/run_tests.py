@@ -1,0 +1,98 @@
+"""Run the test suite: one pytest process per test file, ``--jobs`` files at a time.
+
+Why one process per file: the Lucene tests start a JVM inside the test process (pyjnius), and a
+JVM sharing a process with torch/faiss/numba thread pools started by other files crashed once
+(SIGSEGV) in a whole-suite run; files are independent, so isolating them costs only start-up.
+Why two at a time on 2 cores: a serial run leaves a core idle while a file starts processes,
+waits on a JVM or a Ray actor, or runs one torch thread. The files that start ``main_ppo`` go
+first (longest first shortens the run); each file gets its own ``--basetemp`` so that two
+pytest sessions never clean up each other's temporary folders.
+
+Counts come from each file's JUnit XML report, not from pytest's text; the last line is
+``N passed, N failed``. Exit status 0 only when every file passed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from junit_counts import counts  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+NOTHING_COLLECTED = 5  # pytest's exit code when -m deselected every test: not a failure
+
+
+@dataclass(frozen=True)
+class FileResult:
+    path: str
+    passed: int
+    failed: int
+    exit_code: int
+    seconds: float
+
+    @property
+    def bad(self) -> bool:
+        return self.exit_code not in (0, NOTHING_COLLECTED)
+
+
+def cost_rank(path: Path) -> int:
+    """A static guess of a file's cost, for ordering only: trainer runs > other slow files > the rest."""
+    text = path.read_text(errors="replace")
+    return 2 if "main_ppo" in text else 1 if "mark.slow" in text else 0
+
+
+def run_file(path: str, pytest_args: list[str], reports: Path, print_lock: threading.Lock) -> FileResult:
+    name = Path(path).stem
+    xml, out = reports / f"{name}.xml", reports / f"{name}.out"
+    command = [sys.executable, "-m", "pytest", "-q", "-ra", "-p", "no:cacheprovider", f"--junitxml={xml}",
+               f"--basetemp={reports / ('tmp_' + name)}", *pytest_args, path]
+    start = time.monotonic()
+    with out.open("w") as log:
+        code = subprocess.run(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT).returncode
+    seconds = time.monotonic() - start
+    passed, failed = counts(str(xml))
+    result = FileResult(path, passed, failed, code, seconds)
+    if result.bad and failed == 0:  # crashed before writing its report: count the file once
+        result = FileResult(path, passed, 1, code, seconds)
+    tail = out.read_text(errors="replace").splitlines()[-15:]
+    with print_lock:
+        print(f"=== {path} ({seconds:.0f} s, exit {code})", *tail, sep="\n", flush=True)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("files", nargs="*", help="test files (default: tests/test_*.py)")
+    parser.add_argument("--jobs", type=int, default=int(os.environ.get("TEST_JOBS", "2")),
+                        help="files run at the same time (env TEST_JOBS; default 2)")
+    args = parser.parse_args(argv)
+    files = args.files or sorted(str(p.relative_to(REPO)) for p in (REPO / "tests").glob("test_*.py"))
+    files = sorted(files, key=lambda f: -cost_rank(REPO / f))  # stable: by name within a rank
+    pytest_args = shlex.split(os.environ.get("PYTEST_ARGS", ""))
+    started, lock = time.monotonic(), threading.Lock()
+    with tempfile.TemporaryDirectory(prefix="verl_rec_tests_") as tmp, ThreadPoolExecutor(max(1, args.jobs)) as pool:
+        results = list(pool.map(lambda f: run_file(f, pytest_args, Path(tmp), lock), files))
+    wall = time.monotonic() - started
+    print(f"\n=== slowest files ({wall:.0f} s in all, {args.jobs} at a time)")
+    for r in sorted(results, key=lambda r: -r.seconds)[:15]:
+        print(f"{r.seconds:7.0f} s  {r.path}")
+    for r in results:
+        if r.bad:
+            print(f"FAILED FILE: {r.path} (exit {r.exit_code})")
+    print(f"{sum(r.passed for r in results)} passed, {sum(r.failed for r in results)} failed")
+    return 1 if any(r.bad for r in results) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
