@@ -13,12 +13,12 @@ Stages, each measured and logged under ``--work``:
    queries, drawn with a plain prompt, taught inside the answer format; the format, not an
    answer;
 3. GRPO through stock ``main_ppo``: greedy validation before training and every
-   ``--val-every`` steps, an HF checkpoint after the last step;
+   ``--val-every`` steps, an HF checkpoint at each validation (the last two kept);
 4. ``python -m verl_rec.evaluate`` on the held-out queries: the raw request, the untrained,
    warmed-up and trained models, greedy and sampled (``--samples`` per query);
 5. the report: paired bootstrap intervals over queries, wins and losses, example rewrites.
 
-Writes ``<out>/learning.json`` and ``<out>/learning.png``.
+Writes ``<out>/learning.json``, ``<out>/learning.png`` and ``<out>/learning.md`` (the tables).
 """
 
 from __future__ import annotations
@@ -54,9 +54,9 @@ SYSTEMS = ("raw", "untrained", "warmed_up", "trained")
 class Settings:
     """The run's sizes and GRPO settings (docs/learning.md says why). Full fine-tuning: 135M
     parameters and their AdamW state fit in memory. 2 requests x 4 rollouts and 64-token
-    responses: a CPU step is slow (docs/learning.md). lr 2e-5 (the paper's 1e-6 is for 3B
-    models over 1,400 steps); KL loss off (its ref pass is an eighth of a CPU step, and the
-    recipe's coefficient is 0.001; ``--kl-loss`` turns it on); entropy 0.001 as in the recipe;
+    responses: about 50 s a CPU step, so 60 steps fit in an hour. lr 3e-5 (the paper's 1e-6 is
+    for 3B models over 1,400 steps; 60 steps of a 135M model need larger ones); KL loss off (its
+    ref pass is an eighth of a CPU step, the recipe's coefficient is 0.001; ``--kl-loss``); entropy 0.001 as in the recipe;
     rollout temperature 1.0 rather than the recipe's 0.6: more varied queries in a group, so
     more groups with an advantage (a choice, not compared with 0.6 yet). ``bypass_old_log_prob``:
     one PPO epoch over one mini-batch is on-policy, so the rollout's own log-probs (float32, same
@@ -228,6 +228,17 @@ def examples(eval_dir: Path, per_query: dict[str, dict[str, float]], n: int = 10
     return rows
 
 
+def reproduction(validated: list[dict[str, Any]], table: dict[str, Any]) -> dict[str, float | None]:
+    """veRL's NDCG@10 at the first and last validation next to the evaluate CLI's greedy numbers
+    for the same weights (warmed-up, trained): the CLI reproduces the run when they agree."""
+    if not validated:
+        return {}
+    pairs = {"warmed_up": validated[0]["val_ndcg@10"], "trained": validated[-1]["val_ndcg@10"]}
+    return {f"{name}_{key}": value for name, verl in pairs.items() for key, value in (
+        ("verl_validation", verl), ("evaluate_cli", table[name]["greedy"]["mean"]),
+        ("abs_difference", abs(verl - table[name]["greedy"]["mean"])))}
+
+
 def run_metrics(work: Path, name: str) -> dict[int, dict[str, float]]:
     log = work / "runs" / name / "main_ppo.log"
     return parse_step_metrics(log.read_text(errors="replace")) if log.is_file() else {}
@@ -268,17 +279,49 @@ def build_report(work: Path, settings: Settings, state: dict[str, Any]) -> dict[
         "interval": {"method": f"paired bootstrap over the {sum(counts.values())} held-out queries, {n} resamples, "
                                "95% percentile interval (verl_rec.evaluate's per-query rows)",
                      **compare},
-        "evaluate_cli": {"command": state["evaluate_command"], "table": table},
+        "evaluate_cli": {"command": state["evaluate_command"], "table": table,
+                         # the CLI's greedy answers of the final checkpoint against veRL's last validation
+                         "reproduces_final_validation": reproduction(validated, table)},
         "format_warmup": state["format_warmup"],
         "examples": examples(eval_dir, per_query),
         "steps": steps,
         "seconds_per_step": sum(s["seconds"] for s in timed) / len(timed) if timed else None,
         "generation_seconds_per_step": (sum(s["generation_seconds"] or 0 for s in timed) / len(timed)) if timed else None,
         "logs": {"grpo": str(work / "runs" / "grpo" / "main_ppo.log"), "evaluate": str(eval_dir / "evaluate.log"),
-                 "warmup_answers": str(work / "warmup_answers.jsonl")},
+                 "warmup_answers": str(work / "warmup_answers.jsonl"),
+                 "archived_copy": "learning_run/ next to this file: main_ppo.log.gz, outputs.tar.gz "
+                                  "(evaluation outputs, training rollouts, warm-up answers), per_query.csv"},
         **{k: state.get(k) for k in ("stage_seconds", "wall_seconds", "load_average_start", "load_average_end")},
         "cpu_count": os.cpu_count(),
     }
+
+
+def example_query(example: dict[str, Any], name: str) -> str:
+    text = example[f"{name}_query"]
+    return f"{'(malformed)' if text is None else text.replace('|', '/')} ({example[f'{name}_ndcg@10']:.2f})"
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """learning.md: the held-out table, the paired intervals and the examples, for docs/learning.md."""
+    def cell(stats: dict[str, float] | None) -> str:
+        return f"{stats['mean']:.3f} [{stats['ci95_low']:.3f}, {stats['ci95_high']:.3f}]" if stats else "-"
+
+    table = report["evaluate_cli"]["table"]
+    lines = ["| held-out NDCG@10 (40 queries), mean [95% bootstrap] | greedy | sampled (4 per query) |",
+             "|---|---|---|"]
+    names = {"raw": "raw request (BM25 on what the user wrote)", "untrained": "SmolLM2, untrained",
+             "warmed_up": "SmolLM2, format warm-up", "trained": f"SmolLM2, after {report['trained_at_step']} GRPO steps"}
+    lines += [f"| {names[s]} | {cell(table[s]['greedy'])} | {cell(table[s].get('sampled'))} |" for s in SYSTEMS]
+    lines += ["", "| paired difference over queries | mean [95% bootstrap] | wins / losses / ties |", "|---|---|---|"]
+    for key, d in report["interval"].items():
+        if isinstance(d, dict):
+            lines.append(f"| {key.replace('_minus_', ' - ')} | {d['mean_difference']:+.3f} "
+                         f"[{d['ci95_low']:+.3f}, {d['ci95_high']:+.3f}] | {d['wins']} / {d['losses']} / {d['ties']} |")
+    lines += ["", "| request | warmed-up query (NDCG@10) | trained query (NDCG@10) | raw |", "|---|---|---|---|"]
+    for e in report["examples"]:
+        lines.append(f"| {e['request']} | {example_query(e, 'warmed_up')} | {example_query(e, 'trained')} | "
+                     f"{e['raw_ndcg@10']:.2f} |")
+    return "\n".join(lines) + "\n"
 
 
 def plot(report: dict[str, Any], path: Path) -> None:
@@ -393,6 +436,26 @@ def train_all(work: Path, settings: Settings, vaswani: Path) -> dict[str, Any]:
             "load_average_end": os.getloadavg()}
 
 
+def archive_run(work: Path, folder: Path) -> None:
+    """A copy of the run's evidence next to learning.json (``--work`` is not in git): main_ppo's log
+    (without Ray's thread-count warnings), the evaluation's outputs, per-query rows and log, every
+    training rollout, and the warm-up's answers and settings."""
+    import gzip
+    import tarfile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    log = (work / "runs" / "grpo" / "main_ppo.log").read_text(errors="replace").splitlines(keepends=True)
+    with gzip.open(folder / "main_ppo.log.gz", "wt") as f:
+        f.writelines(line for line in log if "target_num_threads" not in line)
+    for name in ("evaluate.log", "per_query.csv", "results.json", "results.md"):
+        shutil.copy(work / "eval" / name, folder / name)
+    shutil.copy(work / "smollm2_warmed" / "warmup.json", folder / "warmup.json")
+    with tarfile.open(folder / "outputs.tar.gz", "w:gz") as tar:
+        for path in [*sorted((work / "eval").glob("outputs_*.jsonl")), work / "runs" / "grpo" / "rollouts",
+                     work / "warmup_answers.jsonl"]:
+            tar.add(path, arcname=str(path.relative_to(work)))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", default="data/learn", help="models, data and trainer runs")
@@ -423,6 +486,8 @@ def main(argv: list[str] | None = None) -> int:
     report = build_report(work, settings, state)
     (out / "learning.json").write_text(json.dumps(report, indent=2) + "\n")
     plot(report, out / "learning.png")
+    (out / "learning.md").write_text(markdown(report))
+    archive_run(work, out / "learning_run")
     say(f"held-out NDCG@10: raw request {report['raw_query_val_ndcg@10']:.4f} | warmed-up "
         f"{report['warmed_up_val_ndcg@10']:.4f} | trained {report['trained_val_ndcg@10']:.4f} "
         f"(step {report['trained_at_step']}); {out / 'learning.json'}")

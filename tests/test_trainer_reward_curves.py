@@ -21,6 +21,7 @@ import re
 import signal
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import psutil
@@ -33,6 +34,7 @@ pytestmark = pytest.mark.slow
 RECIPE = "esci_bm25"
 STEPS = 3
 HOLD_S = 8.0  # longer than a step's rollout on 2 cores: the frozen step's first reward calls are in flight
+RUN_TAG_ENV = "VERL_REC_TEST_RUN_TAG"
 _STEP_LINE = re.compile(r"step:(\d+) - ")
 
 
@@ -85,9 +87,10 @@ class ServiceKiller(threading.Thread):
     """Freezes the retrieval service when step ``after_step`` is logged, kills it once no step has
     been logged for ``hold_s``; records the step that was in progress at the kill."""
 
-    def __init__(self, log_path: Path, after_step: int, hold_s: float, timeout_s: float = 600) -> None:
+    def __init__(self, log_path: Path, after_step: int, hold_s: float, run_tag: str, timeout_s: float = 600) -> None:
         super().__init__(daemon=True)
         self.log_path, self.after_step, self.hold_s, self.timeout_s = log_path, after_step, hold_s, timeout_s
+        self.run_tag = run_tag  # the value of RUN_TAG_ENV in this run's environment: Ray workers inherit it
         self.killed_pid: int | None = None
         self.step_in_progress: int | None = None
         self.events: list[str] = []
@@ -105,7 +108,8 @@ class ServiceKiller(threading.Thread):
         """The service's actor process, searched among ALL processes: Ray's workers need not stay
         descendants of this one (a worker whose parent exited is re-parented). Also returns the
         ``ray::`` process titles seen, for the failure message. Only processes started after this
-        thread count: one left by an earlier run is not this run's service."""
+        thread and carrying this run's tag count: neither a service left by an earlier run nor
+        that of a trainer test running at the same time (scripts/test.sh runs two files at once)."""
         deadline, titles = time.monotonic() + wait_s, []
         while True:
             titles = []
@@ -115,11 +119,17 @@ class ServiceKiller(threading.Thread):
                 title = " ".join(proc.info.get("cmdline") or [])
                 if title.startswith("ray::"):
                     titles.append(title.strip()[:60])
-                if title.startswith("ray::RetrievalService"):
+                if title.startswith("ray::RetrievalService") and self._tagged(proc):
                     return proc, titles
             if time.monotonic() > deadline:
                 return None, titles
             time.sleep(0.2)
+
+    def _tagged(self, proc: psutil.Process) -> bool:
+        try:
+            return proc.environ().get(RUN_TAG_ENV) == self.run_tag
+        except psutil.Error:
+            return False
 
     def run(self) -> None:
         deadline = time.monotonic() + self.timeout_s
@@ -162,7 +172,8 @@ def test_reward_parts_are_training_curves_and_a_killed_service_shows_as_retrieva
     keys = scorer_keys()
     assert {"format_ok", "retrieval_error", "query_words", "ndcg@10"} <= keys, keys
     log_path = tmp_path / "main_ppo.log"
-    killer = ServiceKiller(log_path, after_step=1, hold_s=HOLD_S)
+    run_tag = uuid.uuid4().hex
+    killer = ServiceKiller(log_path, after_step=1, hold_s=HOLD_S, run_tag=run_tag)
     killer.start()
     try:
         result = run_main_ppo([
@@ -170,7 +181,8 @@ def test_reward_parts_are_training_curves_and_a_killed_service_shows_as_retrieva
                                   CpuSizes(train_batch_size=4, steps=STEPS, test_freq=-1)),  # -1: no validation
             f"data.train_files={catalog / 'train.parquet'}", f"data.val_files={catalog / 'val.parquet'}",
             f"reward.reward_kwargs.retrieval.index_path={catalog / 'index_lucene'}",
-        ], log_path, timeout_s=900, config_args=[f"--config-dir={RECIPES}", f"--config-name={RECIPE}"])
+        ], log_path, timeout_s=900, config_args=[f"--config-dir={RECIPES}", f"--config-name={RECIPE}"],
+            extra_env={RUN_TAG_ENV: run_tag})
     finally:
         killer.stop()
         killer.join(timeout=30)
