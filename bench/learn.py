@@ -284,6 +284,9 @@ def build_report(work: Path, settings: Settings, state: dict[str, Any]) -> dict[
                          "reproduces_final_validation": reproduction(validated, table)},
         "format_warmup": state["format_warmup"],
         "examples": examples(eval_dir, per_query),
+        # per held-out query, greedy NDCG@10: the wins and losses behind the paired intervals
+        "per_query_ndcg@10": {q: {system: round(per_query[system][q], 4) for system in SYSTEMS}
+                              for q in sorted(per_query["raw"])},
         "steps": steps,
         "seconds_per_step": sum(s["seconds"] for s in timed) / len(timed) if timed else None,
         "generation_seconds_per_step": (sum(s["generation_seconds"] or 0 for s in timed) / len(timed)) if timed else None,
