@@ -4,9 +4,9 @@ Why one process per file: the Lucene tests start a JVM inside the test process (
 JVM sharing a process with torch/faiss/numba thread pools started by other files crashed once
 (SIGSEGV) in a whole-suite run; files are independent, so isolating them costs only start-up.
 Why two at a time on 2 cores: a serial run leaves a core idle while a file starts processes,
-waits on a JVM or a Ray actor, or runs one torch thread. The files that start ``main_ppo`` go
-first (longest first shortens the run); each file gets its own ``--basetemp`` so that two
-pytest sessions never clean up each other's temporary folders.
+waits on a JVM or a Ray actor, or runs one torch thread. The longest files go first (by
+``tests/durations.txt``, the last full run's seconds); each file gets its own ``--basetemp`` so
+that two pytest sessions never clean up each other's temporary folders.
 
 Counts come from each file's JUnit XML report, not from pytest's text; the last line is
 ``N passed, N failed``. Exit status 0 only when every file passed.
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -46,10 +47,32 @@ class FileResult:
         return self.exit_code not in (0, NOTHING_COLLECTED)
 
 
-def cost_rank(path: Path) -> int:
-    """A static guess of a file's cost, for ordering only: trainer runs > other slow files > the rest."""
-    text = path.read_text(errors="replace")
-    return 2 if "main_ppo" in text else 1 if "mark.slow" in text else 0
+DURATIONS = REPO / "tests" / "durations.txt"
+DURATIONS_HEADER = """\
+# seconds per test file in the last full run (scripts/test.sh, 2 at a time, 2 cores).
+# scripts/run_tests.py starts the longest first; a file not listed counts as long. Refresh:
+# bash scripts/test.sh | tee /tmp/tests.log; python3 scripts/run_tests.py --durations-from /tmp/tests.log > tests/durations.txt
+"""
+FILE_LINE = re.compile(r"^=== (\S+) \((\d+) s, exit", re.M)
+
+
+def known_durations() -> dict[str, float]:
+    """Seconds per file from ``tests/durations.txt``, for ordering only."""
+    if not DURATIONS.is_file():
+        return {}
+    rows = (line.split(maxsplit=1) for line in DURATIONS.read_text().splitlines() if line and not line.startswith("#"))
+    return {path.strip(): float(seconds) for seconds, path in rows}
+
+
+def longest_first(files: list[str]) -> list[str]:
+    """Longest first shortens a run of parallel files; an unknown (new) file goes first with the long ones."""
+    seconds = known_durations()
+    return sorted(files, key=lambda f: -seconds.get(f, float("inf")))
+
+
+def durations_from(log_text: str) -> str:
+    rows = sorted(((int(s), path) for path, s in FILE_LINE.findall(log_text)), reverse=True)
+    return DURATIONS_HEADER + "".join(f"{s} {path}\n" for s, path in rows)
 
 
 def run_file(path: str, pytest_args: list[str], reports: Path, print_lock: threading.Lock) -> FileResult:
@@ -76,9 +99,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("files", nargs="*", help="test files (default: tests/test_*.py)")
     parser.add_argument("--jobs", type=int, default=int(os.environ.get("TEST_JOBS", "2")),
                         help="files run at the same time (env TEST_JOBS; default 2)")
+    parser.add_argument("--durations-from", metavar="LOG",
+                        help="print tests/durations.txt from a full run's output, run nothing")
     args = parser.parse_args(argv)
+    if args.durations_from:
+        print(durations_from(Path(args.durations_from).read_text(errors="replace")), end="")
+        return 0
     files = args.files or sorted(str(p.relative_to(REPO)) for p in (REPO / "tests").glob("test_*.py"))
-    files = sorted(files, key=lambda f: -cost_rank(REPO / f))  # stable: by name within a rank
+    files = longest_first(files)
     pytest_args = shlex.split(os.environ.get("PYTEST_ARGS", ""))
     started, lock = time.monotonic(), threading.Lock()
     with tempfile.TemporaryDirectory(prefix="verl_rec_tests_") as tmp, ThreadPoolExecutor(max(1, args.jobs)) as pool:
