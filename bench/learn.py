@@ -54,10 +54,10 @@ SYSTEMS = ("raw", "untrained", "warmed_up", "trained")
 class Settings:
     """The run's sizes and GRPO settings (docs/learning.md says why). Full fine-tuning: 135M
     parameters and their AdamW state fit in memory. 2 requests x 4 rollouts and 64-token
-    responses: about 50 s a CPU step, so 60 steps fit in an hour. lr 3e-5 (the paper's 1e-6 is
+    responses: about 45 s a CPU step, so 60 steps fit in an hour. lr 3e-5 (the paper's 1e-6 is
     for 3B models over 1,400 steps; 60 steps of a 135M model need larger ones); KL loss off (its
-    ref pass is an eighth of a CPU step, the recipe's coefficient is 0.001; ``--kl-loss``); entropy 0.001 as in the recipe;
-    rollout temperature 1.0 rather than the recipe's 0.6: more varied queries in a group, so
+    ref pass is an eighth of a CPU step, the recipe's coefficient is 0.001; ``--kl-loss``);
+    entropy 0.001 as in the recipe; rollout temperature 1.0 rather than the recipe's 0.6: more varied queries in a group, so
     more groups with an advantage (a choice, not compared with 0.6 yet). ``bypass_old_log_prob``:
     one PPO epoch over one mini-batch is on-policy, so the rollout's own log-probs (float32, same
     temperature) stand in for veRL's old-log-prob pass (``algorithm.rollout_correction.bypass_mode``);
@@ -233,10 +233,11 @@ def reproduction(validated: list[dict[str, Any]], table: dict[str, Any]) -> dict
     for the same weights (warmed-up, trained): the CLI reproduces the run when they agree."""
     if not validated:
         return {}
-    pairs = {"warmed_up": validated[0]["val_ndcg@10"], "trained": validated[-1]["val_ndcg@10"]}
-    return {f"{name}_{key}": value for name, verl in pairs.items() for key, value in (
-        ("verl_validation", verl), ("evaluate_cli", table[name]["greedy"]["mean"]),
-        ("abs_difference", abs(verl - table[name]["greedy"]["mean"])))}
+    rows = {}
+    for name, verl in (("warmed_up", validated[0]["val_ndcg@10"]), ("trained", validated[-1]["val_ndcg@10"])):
+        cli = table[name]["greedy"]["mean"]
+        rows.update({f"{name}_verl_validation": verl, f"{name}_evaluate_cli": cli, f"{name}_abs_difference": abs(verl - cli)})
+    return rows
 
 
 def run_metrics(work: Path, name: str) -> dict[int, dict[str, float]]:
@@ -280,7 +281,7 @@ def build_report(work: Path, settings: Settings, state: dict[str, Any]) -> dict[
                                "95% percentile interval (verl_rec.evaluate's per-query rows)",
                      **compare},
         "evaluate_cli": {"command": state["evaluate_command"], "table": table,
-                         # the CLI's greedy answers of the final checkpoint against veRL's last validation
+                         # the CLI's greedy answers against veRL's first and last validation
                          "reproduces_final_validation": reproduction(validated, table)},
         "format_warmup": state["format_warmup"],
         "examples": examples(eval_dir, per_query),
@@ -310,7 +311,8 @@ def markdown(report: dict[str, Any]) -> str:
         return f"{stats['mean']:.3f} [{stats['ci95_low']:.3f}, {stats['ci95_high']:.3f}]" if stats else "-"
 
     table = report["evaluate_cli"]["table"]
-    lines = ["| held-out NDCG@10 (40 queries), mean [95% bootstrap] | greedy | sampled (4 per query) |",
+    lines = [f"| held-out NDCG@10 ({report['val_queries']} queries), mean [95% bootstrap] | greedy | "
+             f"sampled ({report['settings']['eval_samples']} per query) |",
              "|---|---|---|"]
     names = {"raw": "raw request (BM25 on what the user wrote)", "untrained": "SmolLM2, untrained",
              "warmed_up": "SmolLM2, format warm-up", "trained": f"SmolLM2, after {report['trained_at_step']} GRPO steps"}
@@ -448,12 +450,13 @@ def archive_run(work: Path, folder: Path) -> None:
 
     folder.mkdir(parents=True, exist_ok=True)
     log = (work / "runs" / "grpo" / "main_ppo.log").read_text(errors="replace").splitlines(keepends=True)
-    with gzip.open(folder / "main_ppo.log.gz", "wt") as f:
-        f.writelines(line for line in log if "target_num_threads" not in line)
+    kept = "".join(line for line in log if "target_num_threads" not in line).encode()
+    with gzip.GzipFile(folder / "main_ppo.log.gz", "wb", mtime=0) as f:  # mtime 0: a rerun changes no bytes
+        f.write(kept)
     for name in ("evaluate.log", "per_query.csv", "results.json", "results.md"):
         shutil.copy(work / "eval" / name, folder / name)
     shutil.copy(work / "smollm2_warmed" / "warmup.json", folder / "warmup.json")
-    with tarfile.open(folder / "outputs.tar.gz", "w:gz") as tar:
+    with gzip.GzipFile(folder / "outputs.tar.gz", "wb", mtime=0) as packed, tarfile.open(fileobj=packed, mode="w") as tar:
         for path in [*sorted((work / "eval").glob("outputs_*.jsonl")), work / "runs" / "grpo" / "rollouts",
                      work / "warmup_answers.jsonl"]:
             tar.add(path, arcname=str(path.relative_to(work)))

@@ -85,9 +85,9 @@ def run_file(path: str, pytest_args: list[str], reports: Path, print_lock: threa
         code = subprocess.run(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT).returncode
     seconds = time.monotonic() - start
     passed, failed = counts(str(xml))
+    if code not in (0, NOTHING_COLLECTED) and failed == 0:  # crashed before writing its report: count it once
+        failed = 1
     result = FileResult(path, passed, failed, code, seconds)
-    if result.bad and failed == 0:  # crashed before writing its report: count the file once
-        result = FileResult(path, passed, 1, code, seconds)
     tail = out.read_text(errors="replace").splitlines()[-15:]
     with print_lock:
         print(f"=== {path} ({seconds:.0f} s, exit {code})", *tail, sep="\n", flush=True)

@@ -37,13 +37,14 @@ def test_markdown_lists_every_system_every_interval_and_the_examples():
 
     stats = {"mean": 0.3, "ci95_low": 0.2, "ci95_high": 0.4}
     diff = {"mean_difference": 0.05, "ci95_low": 0.01, "ci95_high": 0.09, "wins": 20, "losses": 10, "ties": 10}
-    report = {"trained_at_step": 60,
+    report = {"trained_at_step": 60, "val_queries": 40, "settings": {"eval_samples": 4},
               "evaluate_cli": {"table": {s: {"greedy": stats, **({"sampled": stats} if s != "raw" else {})}
                                          for s in SYSTEMS}},
               "interval": {"method": "paired bootstrap", "trained_minus_raw": diff},
               "examples": [{"request": "papers on x", "raw_ndcg@10": 0.1, "warmed_up_query": None,
                             "warmed_up_ndcg@10": 0.0, "trained_query": "x | y", "trained_ndcg@10": 0.5}]}
     text = markdown(report)
+    assert text.startswith("| held-out NDCG@10 (40 queries), mean [95% bootstrap] | greedy | sampled (4 per query) |")
     assert "after 60 GRPO steps | 0.300 [0.200, 0.400] | 0.300 [0.200, 0.400] |" in text
     assert "| raw request (BM25 on what the user wrote) | 0.300 [0.200, 0.400] | - |" in text
     assert "| trained - raw | +0.050 [+0.010, +0.090] | 20 / 10 / 10 |" in text

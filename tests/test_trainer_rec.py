@@ -131,7 +131,7 @@ def test_every_recipe_is_run_or_tested_elsewhere():
     for recipe, test_file in ELSEWHERE.items():
         assert recipe in (Path(__file__).parent.parent / test_file).read_text(), (recipe, test_file)
     assert {"esci_bm25", "esci_dense", "c4_bm25", "c4_dense", "seqrec_beauty_transductive",
-            "seqrec_beauty_inductive", "rerank_esci", "quickstart", "esci_bm25_transfer"} <= set(RUN)
+            "seqrec_beauty_inductive", "rerank_esci", "quickstart", "esci_bm25_transfer", "vaswani_bm25"} <= set(RUN)
 
 
 def assert_prefill_read(prompt_format: str, rows: list[dict]) -> None:
