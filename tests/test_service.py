@@ -328,6 +328,16 @@ def test_the_service_name_is_per_engine_not_per_cluster(tmp_path, monkeypatch):
     assert service_name(ServiceConfig(backend="bm25s", index_path=str(tmp_path / "a")), "n2") == base[:-2] + "n2"
 
 
+def test_an_engine_uri_names_the_same_engine_from_every_folder(tmp_path, monkeypatch):
+    from verl_rec.retrieval.service.placement import engine_identity
+
+    config = ServiceConfig(backend="bm25s", index_path="http://search.example:9200/products")
+    here = engine_identity(config)
+    monkeypatch.chdir(tmp_path)
+    assert engine_identity(config) == here  # a URI is never made absolute: one engine for every node and folder
+    assert here["index_path"] == "http://search.example:9200/products"
+
+
 def test_a_gpu_engine_reserves_its_gpu_or_is_refused():
     from verl_rec.retrieval.service.placement import ServicePlacementError, reserved_gpus
 

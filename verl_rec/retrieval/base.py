@@ -19,6 +19,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
+def is_engine_uri(index_path: object) -> bool:
+    """True when ``index_path`` names an engine reached over the network (``http://host:19530``,
+    ``https://...``) rather than a local index folder or file: such a location is the same on
+    every node, so it is never made absolute and no node needs a copy of it."""
+    return "://" in str(index_path)
+
+
 @dataclass(frozen=True)
 class SearchHits:
     """Ranked result of one query: best first. ``error`` says why the engine refused the query

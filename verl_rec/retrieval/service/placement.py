@@ -22,6 +22,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from verl_rec.retrieval.base import is_engine_uri
 from verl_rec.retrieval.service.config import ServiceConfig
 
 DIGEST_CHARS = 12
@@ -32,8 +33,9 @@ class ServicePlacementError(ValueError):
 
 
 def engine_identity(config: ServiceConfig) -> dict[str, Any]:
-    """What decides the answers: backend, absolute index path, engine options (not the batching)."""
-    return {"backend": config.backend, "index_path": os.path.abspath(str(config.index_path)),
+    """What decides the answers: backend, absolute index path (a URI as it is), engine options (not the batching)."""
+    location = str(config.index_path)
+    return {"backend": config.backend, "index_path": location if is_engine_uri(location) else os.path.abspath(location),
             "backend_options": dict(config.backend_options)}
 
 
