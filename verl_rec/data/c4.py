@@ -19,10 +19,10 @@ The corpus is the whole item pool (``id`` = item_id, ``contents`` = metadata).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -31,6 +31,7 @@ from tqdm import tqdm
 from verl_rec.data.download import resolve_input
 from verl_rec.data.esci import write_records
 from verl_rec.data.io import InputError, clean_text, iter_jsonl, read_table, require_type
+from verl_rec.data.item_corpus import write_unique_items
 from verl_rec.data.manifest import Manifest
 from verl_rec.tasks.records import TaskRecord
 
@@ -84,32 +85,20 @@ def load_queries(path: Path, manifest: Manifest) -> pd.DataFrame:
 
 def write_item_corpus(path: Path, out: Path, wanted: set[str], manifest: Manifest) -> tuple[set[str], dict[str, str]]:
     """Stream the item pool into ``corpus.jsonl``; return the ids written and the categories of ``wanted`` ids."""
-    ids: set[str] = set()
-    seen: set[str] = set()
     categories: dict[str, str] = {}
-    rows = duplicates = empty = 0
-    with out.open("w", encoding="utf-8") as handle:
-        lines = iter_jsonl(path, "Amazon-C4 item pool", required={"item_id": "string"},
-                           optional={"category": "string", "metadata": "string"})
-        for _, item in tqdm(lines, desc="item pool", unit="item", mininterval=2):
-            rows += 1
-            item_id = item["item_id"].strip()
-            if item_id in seen:
-                duplicates += 1
-                continue
-            seen.add(item_id)
-            text = clean_text(item.get("metadata"))
-            if not text:
-                empty += 1
-                continue
-            handle.write(json.dumps({"id": item_id, "contents": text}, ensure_ascii=False) + "\n")
-            ids.add(item_id)
-            if item_id in wanted:
-                categories[item_id] = str(item.get("category") or "")
-    manifest.inputs["item_rows"] = rows
-    manifest.drop("item_duplicate_id", duplicates)
-    manifest.drop("item_empty_metadata", empty)
-    return ids, categories
+
+    def keep_category(item_id: str, item: Mapping[str, Any]) -> None:
+        if item_id in wanted:
+            categories[item_id] = str(item.get("category") or "")
+
+    lines = iter_jsonl(path, "Amazon-C4 item pool", required={"item_id": "string"},
+                       optional={"category": "string", "metadata": "string"})
+    ids, counts = write_unique_items((item for _, item in tqdm(lines, desc="item pool", unit="item", mininterval=2)),
+                                     out, "item_id", lambda item: clean_text(item.get("metadata")), keep_category)
+    manifest.inputs["item_rows"] = counts.rows
+    manifest.drop("item_duplicate_id", counts.duplicates)
+    manifest.drop("item_empty_metadata", counts.empty)
+    return ids, {item_id: category for item_id, category in categories.items() if item_id in ids}
 
 
 def domain_of(category: str, domains: Mapping[str, tuple[str, ...]]) -> str | None:

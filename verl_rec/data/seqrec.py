@@ -24,9 +24,10 @@ The corpus is every item of the metadata with text (title + features + descripti
 
 from __future__ import annotations
 
-import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -35,6 +36,7 @@ from tqdm import tqdm
 from verl_rec.data.download import resolve_input
 from verl_rec.data.esci import write_records
 from verl_rec.data.io import InputError, clean_text, iter_jsonl, read_table, require_type
+from verl_rec.data.item_corpus import write_unique_items
 from verl_rec.data.manifest import Manifest
 from verl_rec.tasks.records import TaskRecord
 
@@ -83,31 +85,22 @@ def write_item_corpus(path: Path, out: Path, fields: tuple[str, ...], manifest: 
     unknown = [f for f in fields if f not in TEXT_FIELDS]
     if unknown:
         raise InputError(f"unknown text field(s) {unknown}; choose from {list(TEXT_FIELDS)}")
-    ids: set[str] = set()
     titles: dict[str, str] = {}
-    seen: set[str] = set()
-    rows = duplicates = empty = 0
-    with out.open("w", encoding="utf-8") as handle:
-        for _, item in tqdm(iter_jsonl(path, "item metadata", META_REQUIRED, META_OPTIONAL),
-                            desc="metadata", unit="item", mininterval=2):
-            rows += 1
-            asin = item["parent_asin"].strip()
-            if asin in seen:
-                duplicates += 1
-                continue
-            seen.add(asin)
-            title = clean_text(item.get("title"))
-            if title:
-                titles[asin] = title
-            text = "\n".join(t for t in (clean_text(item.get(f)) for f in fields) if t)
-            if not text:
-                empty += 1
-                continue
-            handle.write(json.dumps({"id": asin, "contents": text}, ensure_ascii=False) + "\n")
-            ids.add(asin)
-    manifest.inputs["meta_rows"] = rows
-    manifest.drop("item_duplicate_parent_asin", duplicates)
-    manifest.drop("item_no_text", empty)
+
+    def keep_title(asin: str, item: Mapping[str, Any]) -> None:
+        title = clean_text(item.get("title"))
+        if title:
+            titles[asin] = title
+
+    def text_of(item: Mapping[str, Any]) -> str:
+        return "\n".join(t for t in (clean_text(item.get(f)) for f in fields) if t)
+
+    items = tqdm(iter_jsonl(path, "item metadata", META_REQUIRED, META_OPTIONAL), desc="metadata", unit="item",
+                 mininterval=2)
+    ids, counts = write_unique_items((item for _, item in items), out, "parent_asin", text_of, keep_title)
+    manifest.inputs["meta_rows"] = counts.rows
+    manifest.drop("item_duplicate_parent_asin", counts.duplicates)
+    manifest.drop("item_no_text", counts.empty)
     manifest.outputs["items_with_title"] = len(titles)
     return ids, titles
 
