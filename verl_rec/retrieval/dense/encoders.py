@@ -36,7 +36,6 @@ encodes as the special tokens alone.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
@@ -45,9 +44,10 @@ from typing import Any
 
 import numpy as np
 
+from verl_rec.retrieval.dense.model_layout import POOLINGS, StLayout, resolve_model_folder, st_layout
+
 logger = logging.getLogger(__name__)
 
-POOLINGS = ("cls", "mean")
 ENGINES = ("auto", "transformers", "sentence-transformers")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 _CHARS_PER_TOKEN_CAP = 64
@@ -123,90 +123,6 @@ class EncoderConfig:
                 "query_prefix": self.query_prefix, "doc_prefix": self.doc_prefix}
 
 
-# ----------------------------------------------------------------------------------------------
-# sentence-transformers folder inspection (no sentence-transformers import needed)
-# ----------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _StLayout:
-    transformer_dir: Path
-    pooling: str | None  # "cls" / "mean" / another ST mode / None
-    normalize: bool
-    max_length: int | None
-    lower_case: bool
-    simple: bool  # Transformer -> Pooling -> [Normalize] only
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return {}
-
-
-def _st_pooling_mode(config: Mapping[str, Any]) -> str | None:
-    mode = config.get("pooling_mode")
-    if isinstance(mode, list):
-        mode = mode[0] if len(mode) == 1 else "+".join(mode)
-    if isinstance(mode, str):
-        return mode
-    legacy = {"pooling_mode_cls_token": "cls", "pooling_mode_mean_tokens": "mean", "pooling_mode_max_tokens": "max",
-              "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens", "pooling_mode_weightedmean_tokens":
-              "weightedmean", "pooling_mode_lasttoken": "lasttoken"}
-    active = [name for key, name in legacy.items() if config.get(key)]
-    return "+".join(active) if active else None
-
-
-def _st_layout(folder: Path) -> _StLayout | None:
-    """What a local sentence-transformers folder asks for, or None if it is not one."""
-    modules = _read_json(folder / "modules.json")
-    if not isinstance(modules, list) or not modules:
-        return None
-    kinds = [str(m.get("type", "")).rsplit(".", 1)[-1] for m in modules]
-    transformer_dir, pooling, normalize = folder, None, False
-    for module, kind in zip(modules, kinds):
-        sub = folder / str(module.get("path", ""))
-        if kind == "Transformer":
-            transformer_dir = sub
-        elif kind == "Pooling":
-            pooling = _st_pooling_mode(_read_json(sub / "config.json"))
-        elif kind == "Normalize":
-            normalize = True
-    bert_cfg = _read_json(transformer_dir / "sentence_bert_config.json") or _read_json(folder / "sentence_bert_config.json")
-    max_length = bert_cfg.get("max_seq_length")
-    simple = kinds[:2] == ["Transformer", "Pooling"] and set(kinds[2:]) <= {"Normalize"} and pooling in POOLINGS
-    return _StLayout(transformer_dir, pooling, normalize, int(max_length) if max_length else None,
-                     bool(bert_cfg.get("do_lower_case", False)), simple)
-
-
-# ----------------------------------------------------------------------------------------------
-# The encoder
-# ----------------------------------------------------------------------------------------------
-
-
-_NOT_PYTORCH = ["*.onnx", "onnx/*", "openvino/*", "*.h5", "*.msgpack", "*.ot", "tf_model*", "flax_model*", "rust_model*"]
-
-
-def resolve_model_folder(model: str) -> Path | None:
-    """The local folder of ``model``: itself if it is a directory, else its hub snapshot.
-
-    The snapshot comes from the hub cache (or the hub, where reachable and not
-    ``HF_HUB_OFFLINE``), without ONNX/TF/Flax weights. None when it cannot be had: the
-    transformers loader then reports why.
-    """
-    folder = Path(model).expanduser()
-    if folder.is_dir():
-        return folder
-    try:
-        from huggingface_hub import snapshot_download
-
-        return Path(snapshot_download(repo_id=model, ignore_patterns=_NOT_PYTORCH))
-    except Exception as exc:  # offline, unknown repo, invalid name: all mean "not available here"
-        logger.debug("no local snapshot of %r (%s)", model, exc)
-        return None
-
-
 def clean_text(text: Any, max_chars: int) -> str:
     """A string the tokenizer accepts whatever came in (None, bytes, lone surrogates, megabytes)."""
     if not isinstance(text, str):
@@ -241,7 +157,7 @@ class Encoder:
         config = EncoderConfig.of(config)
         _check_device(config.device)
         folder = resolve_model_folder(config.model)
-        layout = _st_layout(folder) if folder is not None else None
+        layout = st_layout(folder) if folder is not None else None
         engine = config.engine
         if engine == "auto":
             engine = "transformers" if layout is None or layout.simple else "sentence-transformers"
@@ -263,7 +179,7 @@ class Encoder:
 
     # -- loading -----------------------------------------------------------------------------
 
-    def _load_transformers(self, config: EncoderConfig, folder: Path, layout: _StLayout | None) -> None:
+    def _load_transformers(self, config: EncoderConfig, folder: Path, layout: StLayout | None) -> None:
         import torch
         from transformers import AutoModel, AutoTokenizer
 
@@ -293,7 +209,7 @@ class Encoder:
         self._max_length = int(min(config.max_length or default, limit))
         self.dims = int(model.config.hidden_size)
 
-    def _load_sentence_transformers(self, config: EncoderConfig, folder: Path, layout: _StLayout | None) -> None:
+    def _load_sentence_transformers(self, config: EncoderConfig, folder: Path, layout: StLayout | None) -> None:
         import torch
         from sentence_transformers import SentenceTransformer
 
