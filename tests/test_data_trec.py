@@ -10,7 +10,14 @@ import pytest
 
 from conftest import VASWANI_DIR
 from verl_rec.data.io import InputError
-from verl_rec.data.requests import REQUEST_TEMPLATES, render_request, seeded_template, topic_text
+from verl_rec.data.requests import (
+    REQUEST_TEMPLATES,
+    UNSEEN_REQUEST_TEMPLATES,
+    read_templates,
+    render_request,
+    seeded_template,
+    topic_text,
+)
 from verl_rec.data.trec_collection import TrecOptions, build_trec_collection, split_queries
 from verl_rec.devkit.own_query_warmup import answer_overlap, own_query
 from verl_rec.evaluate import sampled_records
@@ -52,10 +59,64 @@ def test_each_request_holds_the_collection_query_verbatim_and_its_qrels(built, v
         assert json.loads(row.qrels) == {d: float(g) for d, g in vaswani.qrels[qid].items() if g > 0}
 
 
+def test_held_out_queries_also_come_in_phrasings_training_never_shows(built, vaswani):
+    out, manifest = built
+    train = pd.read_parquet(out / "train.parquet")
+    unseen = pd.read_parquet(out / "test_unseen.parquet")
+    assert len(unseen) == 40 and set(unseen.data_source) == {"vaswani_unseen"}
+    assert {r.split("-u")[0] for r in unseen.record_id} == set(manifest.notes["heldout_query_ids"])
+    assert not set(UNSEEN_REQUEST_TEMPLATES) & set(REQUEST_TEMPLATES)
+    # no training request carries an unseen template's wording around its topic
+    frames = [t.split("{topic}") for t in UNSEEN_REQUEST_TEMPLATES]
+    assert not any(all(part.lower() in q.lower() for part in parts if part.strip()) for q in train["query"]
+                   for parts in frames)
+    for row in unseen.itertuples():
+        qid, template = row.record_id.split("-u")
+        assert int(template) == seeded_template(qid, 0, UNSEEN_REQUEST_TEMPLATES)
+        assert row.query == render_request(vaswani.topics[qid], int(template), UNSEEN_REQUEST_TEMPLATES)
+    assert manifest.notes["unseen_request_templates"] == list(UNSEEN_REQUEST_TEMPLATES)
+    assert manifest.outputs["test_unseen.parquet"] == 40
+    assert len({seeded_template(q, 0, UNSEEN_REQUEST_TEMPLATES) for q in manifest.notes["heldout_query_ids"]}) > 4
+
+
+def test_a_users_templates_file_phrases_the_unseen_requests(tmp_path, vaswani):
+    from verl_rec.data_preprocess.trec import main
+
+    templates = tmp_path / "mine.txt"
+    templates.write_text("# my phrasings\nwhat is known about {topic}?\n\nsources on {topic}, please\n")
+    out = tmp_path / "task"
+    assert main(["--docs", str(DOCS), "--topics", str(TOPICS), "--qrels", str(QRELS), "--out", str(out),
+                 "--heldout", "10", "--templates", str(templates)]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["notes"]["unseen_request_templates"] == ["what is known about {topic}?", "sources on {topic}, please"]
+    assert manifest["settings"]["templates_file"] == str(templates)
+    unseen = pd.read_parquet(out / "test_unseen.parquet")
+    assert len(unseen) == 10 and all(q.startswith(("what is known about", "sources on")) for q in unseen["query"])
+
+
+@pytest.mark.parametrize("body, message", [
+    ("about {subject}\n", r"mine.txt:1: a template needs \{topic\} exactly once"),
+    ("ok {topic}\n{topic} and {topic}\n", r"mine.txt:2: a template needs"),
+    ("no field at all\n", r"mine.txt:1"),
+    ("broken {topic\n", r"mine.txt:1: .*literal braces"),
+    ("# only a comment\n", "no template in the file"),
+])
+def test_a_bad_templates_file_fails_naming_the_line(tmp_path, body, message):
+    (tmp_path / "mine.txt").write_text(body)
+    with pytest.raises(InputError, match=message):
+        read_templates(tmp_path / "mine.txt")
+
+
+def test_unseen_templates_may_not_repeat_a_training_one():
+    with pytest.raises(InputError, match="training templates"):
+        TrecOptions(unseen_templates=(REQUEST_TEMPLATES[0],))
+
+
 def test_terse_requests_keep_the_query_text(tmp_path, vaswani):
     build_trec_collection(DOCS, TOPICS, QRELS, tmp_path, TrecOptions(requests="terse", heldout=10))
     test = pd.read_parquet(tmp_path / "test.parquet")
     assert len(test) == 10 and all(row.query == vaswani.topics[row.record_id] for row in test.itertuples())
+    assert not (tmp_path / "test_unseen.parquet").exists()  # the collection's own query has no phrasing
 
 
 def test_bad_inputs_fail_naming_the_option(tmp_path):

@@ -8,7 +8,9 @@ Example (the Vaswani collection; verbose requests; 40 held-out queries)::
     python -m verl_rec.data_preprocess.build_index --corpus data/vaswani/corpus.jsonl \\
         --backend lucene --index data/vaswani/index_lucene
 
-Writes corpus.jsonl, train.parquet, test.parquet (held-out queries) and manifest.json.
+Writes corpus.jsonl, train.parquet, test.parquet (held-out queries, training phrasings),
+test_unseen.parquet (the same queries in phrasings training never shows: ours, or yours with
+``--templates FILE``, one ``{topic}`` template per line) and manifest.json.
 The split is a seeded shuffle of the query ids, made before anything is scored.
 """
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from verl_rec.data.requests import UNSEEN_REQUEST_TEMPLATES, read_templates
 from verl_rec.data.trec_collection import REQUEST_KINDS, TrecOptions, build_trec_collection
 from verl_rec.data_preprocess import run_builder
 
@@ -32,9 +35,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the split and of the held-out templates")
     parser.add_argument("--requests", choices=REQUEST_KINDS, default="verbose",
                         help="verbose: natural-language requests around each query; terse: the query as is")
+    parser.add_argument("--templates", default=None, metavar="FILE",
+                        help="the held-out queries' unseen phrasings (test_unseen.parquet): one {topic} template "
+                             "per line; default: the package's own")
     args = parser.parse_args(argv)
-    options = TrecOptions(data_source=args.data_source, heldout=args.heldout, seed=args.seed, requests=args.requests)
-    return run_builder(lambda: build_trec_collection(args.docs, args.topics, args.qrels, args.out, options))
+
+    def build():
+        unseen = read_templates(args.templates) if args.templates else UNSEEN_REQUEST_TEMPLATES
+        options = TrecOptions(data_source=args.data_source, heldout=args.heldout, seed=args.seed,
+                              requests=args.requests, unseen_templates=unseen, templates_file=args.templates)
+        return build_trec_collection(args.docs, args.topics, args.qrels, args.out, options)
+
+    return run_builder(build)
 
 
 if __name__ == "__main__":
