@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 
-from bench.learn import mean_interval, paired_bootstrap, read_per_query
+from bench.learn.statistics import mean_interval, paired_bootstrap, read_per_query
 
 
 def test_sampled_rows_are_averaged_per_query(tmp_path):
@@ -33,7 +33,8 @@ def test_paired_bootstrap_counts_and_brackets_the_mean_difference():
 
 
 def test_markdown_lists_every_system_every_interval_and_the_examples():
-    from bench.learn import SYSTEMS, markdown
+    from bench.learn.report import markdown
+    from bench.learn.settings import SYSTEMS
 
     stats = {"mean": 0.3, "ci95_low": 0.2, "ci95_high": 0.4}
     diff = {"mean_difference": 0.05, "ci95_low": 0.01, "ci95_high": 0.09, "wins": 20, "losses": 10, "ties": 10}
