@@ -153,7 +153,7 @@ def _alive(p: psutil.Process) -> bool:
 def _leftovers(seen: dict[int, psutil.Process], ray_tmp: str, grace_s: float) -> list[psutil.Process]:
     """Processes of this run alive ``grace_s`` after it exited: seen descendants, or users of its Ray temp dir.
 
-    Ray tears its actors down asynchronously after the driver exits (measured: ~2 s),
+    Ray tears its actors down asynchronously after the driver exits (docs/performance.md, "CPU settings"),
     so only what outlives the grace period counts.
     """
     deadline = time.monotonic() + grace_s
