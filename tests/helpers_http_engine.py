@@ -84,3 +84,54 @@ class ScriptedEngine:
 GET_OPTIONS = {"url": "{base}/search?q={query}&n={k}", "ids_path": "hits.hits[*]._id", "scores_path": "hits.hits[*]._score"}
 POST_OPTIONS = {"url": "{base}/search", "method": "POST", "body": {"q": "{query}", "n": "{k}"},
                 "ids_path": "hits.hits[*]._id", "scores_path": "hits.hits[*]._score"}
+
+
+class FaultyProxy:
+    """A pass-through proxy to a real engine that refuses every ``fail_every``-th request after
+    the first (HTTP 400: not retried, so each is one retrieval error); counts what it did."""
+
+    def __init__(self, upstream: str, fail_every: int = 2) -> None:
+        import urllib.error
+        import urllib.request
+
+        self.forwarded = 0
+        self.refused = 0
+        self._count = 0
+        self._lock = threading.Lock()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                with proxy._lock:
+                    proxy._count += 1
+                    refuse = proxy._count > 1 and proxy._count % fail_every == 0
+                    proxy.refused += int(refuse)
+                    proxy.forwarded += int(not refuse)
+                if refuse:
+                    status, body = 400, b'{"error": "fault injected by the test proxy"}'
+                else:
+                    try:
+                        with urllib.request.urlopen(upstream + self.path, timeout=30) as response:
+                            status, body = response.status, response.read()
+                    except urllib.error.HTTPError as exc:
+                        status, body = exc.code, exc.read()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

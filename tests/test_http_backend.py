@@ -80,7 +80,12 @@ def test_response_paths_read_lists_and_name_what_is_missing():
     assert ResponsePath.parse("root[*].f.id").extract(answer) == [7]
     assert ResponsePath.parse("[*].docid").extract([{"docid": "x"}]) == ["x"]
     assert ResponsePath.parse("hits.hits[*]._id").extract({"hits": {"hits": []}}) == []
-    for bad in ("", "hits..id", "hits[x]", "hits.hits[*", "a b"):
+    vespa = ResponsePath.parse("root.children?[*].fields.id")
+    assert vespa.extract({"root": {"fields": {"totalCount": 0}}}) == []
+    assert vespa.extract({"root": {"children": [{"fields": {"id": "d1"}}]}}) == ["d1"]
+    with pytest.raises(ResponseShapeError, match="no key 'root'"):
+        vespa.extract({"error": "bad"})
+    for bad in ("", "hits..id", "hits[x]", "hits.hits[*", "a b", "?[*]", "a?b"):
         with pytest.raises(ResponsePathError):
             ResponsePath.parse(bad)
     with pytest.raises(ResponseShapeError, match=r"no key '_id' at 'hits.hits\[\*\]._id'.*starts: \{\"hits\""):

@@ -4,7 +4,9 @@
 one element; a path may start with ``[*]`` when the answer is a list. Keys are plain names
 (letters, digits, ``_``, ``-``, ``@``, ``$``). A key that is absent, or a list step on a
 non-list, is a :class:`ResponseShapeError` naming the path and showing the answer's start:
-an answer without ids is never read as an empty ranking.
+an answer without ids is never read as an empty ranking. Only a key marked optional with ``?``
+(``root.children?[*].fields.id``: Vespa leaves ``children`` out when nothing matched) may be
+absent, and then names no values.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-_SEGMENT = re.compile(r"^(?P<key>[A-Za-z0-9_\-@$]*)(?P<steps>(\[(\*|\d+)\])*)$")
+_SEGMENT = re.compile(r"^(?P<key>[A-Za-z0-9_\-@$]*)(?P<optional>\??)(?P<steps>(\[(\*|\d+)\])*)$")
 _STEP = re.compile(r"\[(\*|\d+)\]")
 SHOWN_CHARS = 200
 
@@ -39,21 +41,25 @@ class ResponsePath:
 
     text: str
     steps: tuple[str | int | None, ...]
+    optional: frozenset[int] = frozenset()  # positions in ``steps`` of keys that may be absent
 
     @classmethod
     def parse(cls, text: str, option: str = "backend_options.ids_path") -> ResponsePath:
         if not isinstance(text, str) or not text.strip():
             raise ResponsePathError(f"{option} must be a path such as 'hits.hits[*]._id', got {text!r}")
         steps: list[str | int | None] = []
+        optional: set[int] = set()
         for segment in text.strip().split("."):
             match = _SEGMENT.match(segment)
-            if match is None or (not match["key"] and not match["steps"]):
+            if match is None or (not match["key"] and not match["steps"]) or (match["optional"] and not match["key"]):
                 raise ResponsePathError(f"{option}: {segment!r} in {text!r} is not a key, key[*] or key[N]; "
                                         "write e.g. 'hits.hits[*]._id'")
             if match["key"]:
+                if match["optional"]:
+                    optional.add(len(steps))
                 steps.append(match["key"])
             steps += [None if step == "*" else int(step) for step in _STEP.findall(match["steps"])]
-        return cls(text.strip(), tuple(steps))
+        return cls(text.strip(), tuple(steps), frozenset(optional))
 
     def extract(self, payload: Any) -> list[Any]:
         """Every value the path names in ``payload``, in order (a path without ``[*]``: one value)."""
@@ -66,6 +72,8 @@ class ResponsePath:
         if isinstance(step, str):
             if isinstance(value, dict) and step in value:
                 return [value[step]]
+            if isinstance(value, dict) and depth in self.optional:
+                return []
             problem = f"no key {step!r}" if isinstance(value, dict) else f"a {type(value).__name__} where an object should be"
         elif isinstance(value, list):
             if step is None:
