@@ -8,7 +8,7 @@ distinct queries (3-8 words drawn from the Vaswani topics, seeded) go, in steps 
 concurrent requests, through a :class:`~verl_rec.retrieval.service.actor.RetrievalService` (in
 this process: batching, dedupe and cache as in training) over each engine: the HTTP backend,
 and in-process Lucene at the server's BM25 (k1 0.9, b 0.4). Each request asks the positions of
-its targets (Vaswani qrels documents) in the top ``--k``, as a reward does. Reported: queries/s,
+its targets (Vaswani qrels documents) in the top ``-k`` (each depth given, in turn), as a reward does. Reported: queries/s,
 per-step latency (median, p90), the HTTP/in-process ratios, whether every answer was equal, and
 the REST server's RSS. The engines alternate step by step, so both see the same machine state.
 """
@@ -51,6 +51,39 @@ async def run_step(service, requests: list[tuple[str, list[str]]], k: int) -> tu
     return time.perf_counter() - started, answers
 
 
+def measure_depth(services: dict, requests: list[tuple[str, list[str]]], steps: list[list[tuple[str, list[str]]]],
+                  k: int) -> dict:
+    """Every step through each service in turn (warmed first on the last step's queries), at depth ``k``."""
+    seconds: dict[str, list[float]] = {name: [] for name in services}
+    answers: dict[str, list] = {name: [] for name in services}
+
+    async def measure() -> None:
+        for service in services.values():
+            await run_step(service, steps[-1], k)
+        for step in steps:
+            for name, service in services.items():
+                took, got = await run_step(service, step, k)
+                seconds[name].append(took)
+                answers[name] += got
+
+    before = {name: (s.stats.engine_seconds, s.stats.refused_queries) for name, s in services.items()}
+    asyncio.run(measure())
+    engines = {}
+    for name, times in seconds.items():
+        total = sum(times)
+        engines[name] = {"queries_per_s": len(requests) / total, "total_s": total,
+                         "step_median_s": statistics.median(times), "step_p90_s": float(np.percentile(times, 90)),
+                         "errors": sum(isinstance(a, BaseException) for a in answers[name]),
+                         "engine_seconds": services[name].stats.engine_seconds - before[name][0],
+                         "refused_queries": services[name].stats.refused_queries - before[name][1]}
+    http, lucene = engines["http"], engines["lucene"]
+    return {"k": k, "engines": engines,
+            "ratio_http_over_lucene": {"step_median_s": http["step_median_s"] / lucene["step_median_s"],
+                                       "queries_per_s": http["queries_per_s"] / lucene["queries_per_s"]},
+            "answers_equal": sum(a == b for a, b in zip(answers["http"], answers["lucene"])),
+            "answers_compared": len(requests)}
+
+
 def rss_bytes(pid: int) -> int:
     import psutil
 
@@ -61,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--step", type=int, default=128, help="concurrent requests per step")
-    parser.add_argument("-k", type=int, default=1000)
+    parser.add_argument("-k", type=int, nargs="+", default=[1000, 100], help="reward depths, measured one after another")
     parser.add_argument("--max-concurrency", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2, help="in-process Lucene search threads")
     parser.add_argument("--seed", type=int, default=0)
@@ -90,41 +123,15 @@ def main(argv: list[str] | None = None) -> int:
                                     backend_options={**REST_BM25, "threads": args.threads, "heap": "1g"}),
         }
         services = {name: RetrievalService(config) for name, config in configs.items()}
-        warm = requests[-args.step:]  # warm both (JIT, connections) on the last step's queries, then measure
-        seconds: dict[str, list[float]] = {name: [] for name in services}
-        answers: dict[str, list] = {name: [] for name in services}
-
-        async def measure() -> None:
-            for service in services.values():
-                await run_step(service, warm, args.k)
-            for step in steps:
-                for name, service in services.items():
-                    took, got = await run_step(service, step, args.k)
-                    seconds[name].append(took)
-                    answers[name] += got
-
-        asyncio.run(measure())
+        by_k = {str(k): measure_depth(services, requests, steps, k) for k in args.k}
         server_rss = rss_bytes(server.process.pid)
-        stats = {name: {"engine_seconds": s.stats.engine_seconds, "batches": s.stats.batches,
-                        "refused_queries": s.stats.refused_queries} for name, s in services.items()}
         services["http"].retriever.close()
 
-    errors = {name: sum(isinstance(a, BaseException) for a in got) for name, got in answers.items()}
-    equal = sum(a == b for a, b in zip(answers["http"], answers["lucene"]))
-    per_engine = {}
-    for name, times in seconds.items():
-        total = sum(times)
-        per_engine[name] = {"queries_per_s": len(requests) / total, "total_s": total,
-                            "step_median_s": statistics.median(times),
-                            "step_p90_s": float(np.percentile(times, 90)), "errors": errors[name], **stats[name]}
     result = {
         "what": "backend http (Anserini REST server) vs in-process Lucene, same Vaswani index, through RetrievalService",
-        "queries": len(requests), "step": args.step, "k": args.k, "bm25": REST_BM25,
+        "queries": len(requests), "step": args.step, "bm25": REST_BM25,
         "http_max_concurrency": args.max_concurrency, "lucene_threads": args.threads,
-        "engines": per_engine,
-        "ratio_http_over_lucene": {"step_median_s": per_engine["http"]["step_median_s"] / per_engine["lucene"]["step_median_s"],
-                                   "queries_per_s": per_engine["http"]["queries_per_s"] / per_engine["lucene"]["queries_per_s"]},
-        "answers_equal": equal, "answers_compared": len(requests),
+        "by_k": by_k,
         "rest_server_rss_bytes": server_rss,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "loadavg": os.getloadavg()},
         "git_commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
@@ -133,7 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
-    return 0 if equal == len(requests) and not any(errors.values()) else 1
+    ok = all(m["answers_equal"] == m["answers_compared"] and not any(e["errors"] for e in m["engines"].values())
+             for m in by_k.values())
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -165,3 +165,14 @@ def test_max_concurrency_bounds_requests_in_flight(engine):
         assert retriever._pool._max_workers == 2
         hits = retriever.search([f"c{i} x" for i in range(20)], k=5)
     assert [h.ids for h in hits] == [[f"c{i}", "x"] for i in range(20)]
+
+
+def test_the_registry_opens_it_and_build_index_refuses_it(engine, tmp_path, capsys):
+    from verl_rec.data_preprocess import build_index
+
+    with open_retriever("http", engine.url, **GET_OPTIONS) as retriever:
+        assert isinstance(retriever, HttpRetriever)
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text('{"id": "d1", "contents": "x"}\n')
+    assert build_index.main(["--corpus", str(corpus), "--backend", "http", "--index", str(tmp_path / "i")]) == 2
+    assert "no index builder" in capsys.readouterr().err and not (tmp_path / "i").exists()
