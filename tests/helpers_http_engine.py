@@ -5,7 +5,8 @@ Its documents are words: a query's ranking is its distinct words, in order, so a
 every answer. ``GET /search?q=...&n=...`` and ``POST /search`` (``{"q": ..., "n": ...}``)
 answer ``{"hits": {"hits": [{"_id": word, "_score": n - i}, ...]}, "echo": <the query read>}``.
 A query holding a trigger word misbehaves: ``fail500`` (``fail500x2``: the first 2 times only),
-``slow`` (sleeps past any test's timeout), ``garbage`` (not JSON), ``noids`` (no ``hits`` key).
+``slow`` (sleeps past any test's timeout), ``garbage`` (not JSON), ``noids`` (no ``hits`` key);
+``pause`` holds its answer 0.2 s (``max_in_flight``: how many ``pause`` requests overlapped).
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ class ScriptedEngine:
     def __init__(self) -> None:
         self.seen: Counter[str] = Counter()
         self.last_headers: dict[str, str] = {}
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._lock = threading.Lock()
         engine = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -50,7 +54,18 @@ class ScriptedEngine:
         self.thread.start()
 
     def answer(self, handler: BaseHTTPRequestHandler, query: str, n: int) -> None:
-        self.seen[query] += 1
+        paused = "pause" in query.split()
+        with self._lock:
+            self.seen[query] += 1
+            self.in_flight += paused
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            self._answer(handler, query, n)
+        finally:
+            with self._lock:
+                self.in_flight -= paused
+
+    def _answer(self, handler: BaseHTTPRequestHandler, query: str, n: int) -> None:
         self.last_headers = dict(handler.headers)
         words = query.split()
         status, body = 200, None
@@ -59,6 +74,8 @@ class ScriptedEngine:
             status, body = 500, b'{"error": "engine failure"}'
         elif "slow" in words:
             time.sleep(SLOW_S)
+        elif "pause" in words:
+            time.sleep(0.2)
         elif "garbage" in words:
             body = b"<html>not json</html>"
         elif "noids" in words:

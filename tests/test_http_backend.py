@@ -161,10 +161,12 @@ def test_engine_failures_are_counted_retrieval_errors_through_the_service(engine
 
 
 def test_max_concurrency_bounds_requests_in_flight(engine):
-    with HttpRetriever(engine.url, max_concurrency=2, **GET_OPTIONS) as retriever:
-        assert retriever._pool._max_workers == 2
-        hits = retriever.search([f"c{i} x" for i in range(20)], k=5)
-    assert [h.ids for h in hits] == [[f"c{i}", "x"] for i in range(20)]
+    for limit in (1, 3):
+        engine.max_in_flight = 0
+        with HttpRetriever(engine.url, max_concurrency=limit, **GET_OPTIONS) as retriever:
+            hits = retriever.search([f"pause c{limit}_{i}" for i in range(6)], k=5)
+        assert [h.ids for h in hits] == [["pause", f"c{limit}_{i}"] for i in range(6)]
+        assert engine.max_in_flight == limit, (limit, engine.max_in_flight)
 
 
 def test_the_registry_opens_it_and_build_index_refuses_it(engine, tmp_path, capsys):
