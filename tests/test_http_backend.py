@@ -55,6 +55,10 @@ def test_the_body_is_json_built_from_values_never_pasted_text():
     body = json.loads(template.body('say "hi" \\ {k}', 7))
     assert body == {"query": {"match": {"text": 'say "hi" \\ {k}'}}, "size": 7, "note": "k=7 in products"}
     assert template.url("a b/c", 3) == "http://h/s"
+    from omegaconf import OmegaConf  # a recipe's body arrives as config nodes
+
+    from_config = RequestTemplate("{base}/s", "http://h", OmegaConf.create({"terms": ["{query}", "x"], "n": "{k}"}))
+    assert json.loads(from_config.body("a\"b", 2)) == {"terms": ['a"b', "x"], "n": 2}
     assert RequestTemplate("{base}/{index}/q?t={query}", "http://h/", None, {"index": "a/b c"}).url("x&y", 1) \
         == "http://h/a%2Fb%20c/q?t=x%26y"
 

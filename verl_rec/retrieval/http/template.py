@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 import string
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -63,12 +63,13 @@ def _check_known(keys: list[str], known: tuple[str, ...], template: str, where: 
 
 
 def _walk_strings(value: Any, fn: Any) -> Any:
-    """``value`` (parsed JSON) with every string (keys included) replaced by ``fn(string)``."""
+    """``value`` (parsed JSON, or a config's mappings and lists) as plain dicts and lists, with
+    every string (keys included) replaced by ``fn(string)``."""
     if isinstance(value, str):
         return fn(value)
     if isinstance(value, Mapping):
         return {fn(str(key)): _walk_strings(item, fn) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, Sequence) and not isinstance(value, (bytes, bytearray)):
         return [_walk_strings(item, fn) for item in value]
     return value
 
@@ -101,7 +102,7 @@ class RequestTemplate:
                 _check_known(template_keys(text, "backend_options.body"), known, text, "backend_options.body")
                 return text
 
-            _walk_strings(body, check)
+            object.__setattr__(self, "body_template", _walk_strings(body, check))  # plain dicts and lists
 
     def url(self, query: str, k: int) -> str:
         values = {key: quote(clean_text(value), safe="") for key, value in self.params.items()}
@@ -112,7 +113,7 @@ class RequestTemplate:
         if self.body_template is None:
             return None
         values = {key: clean_text(value) for key, value in self.params.items()}
-        values.update(base=self.base, query=clean_text(query), k=str(int(k)))
+        values.update(base=self.base.rstrip("/"), query=clean_text(query), k=str(int(k)))
 
         def fill(text: str) -> Any:
             if text == "{k}":
