@@ -39,7 +39,8 @@ pytestmark = pytest.mark.slow
 BASE_KEYS = ("format_ok", "retrieval_error", "query_words", "query_repeated_words", "query_repeat_share")
 #: recipes this file does not run, and where they are tested instead
 ELSEWHERE: dict[str, str] = {"esci_bm25_agent": "tests/test_agent_trainer.py",
-                             "c4_bm25_agent": "tests/test_agent_trainer.py"}
+                             "c4_bm25_agent": "tests/test_agent_trainer.py",
+                             "esci_bm25_http": "tests/test_trainer_http.py"}
 RUN = [name for name in recipe_names() if name not in ELSEWHERE]
 ROLLOUT_N = 4
 WARMUP_STEPS = 300

@@ -134,6 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     dense.add_argument("--dense-option", action="append", default=[], metavar="KEY=VALUE",
                        help="build_dense_index option (M, ef_construction, ef_search, use_gpu, threads)")
     args = parser.parse_args(argv)
+    if registry.backend(args.backend).builder is None:  # an external engine (http) holds its own index
+        print(f"error: backend {args.backend} has no index builder here: the engine builds and holds its own "
+              "index; point reward.reward_kwargs.retrieval.index_path at the engine's URL", file=sys.stderr)
+        return 2
 
     from verl_rec.retrieval.corpus import CorpusError, CorpusFormat
 

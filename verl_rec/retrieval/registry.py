@@ -130,6 +130,7 @@ register_backend("bm25s", "verl_rec.retrieval.bm25s.retriever:Bm25sRetriever",
                  "verl_rec.retrieval.bm25s.build:build_bm25s_index")
 register_backend("dense", "verl_rec.retrieval.dense.retriever:DenseRetriever",
                  "verl_rec.retrieval.dense.build:build_dense_index_from_corpus")
+register_backend("http", "verl_rec.retrieval.http.retriever:HttpRetriever")  # an engine of your own; no builder
 
 __all__ = [
     "BackendEntry",
