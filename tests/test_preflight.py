@@ -112,3 +112,17 @@ def test_the_command_line_prints_the_report_and_exits_by_verdict(capsys):
     assert preflight_main(["--recipe", "rerank_esci", "--gpus", "2", f"{ACTOR_MICRO}=12"]) == 1
     assert "128 % 12 = 8" in capsys.readouterr().out
     assert preflight_main(["--recipe", "no_such_recipe", "--gpus", "1"]) == 2
+
+
+def test_doctor_gpu_runs_the_preflight_for_the_named_recipe(capsys):
+    from verl_rec.doctor import main as doctor_main
+    from verl_rec.doctor import run_recipe_preflight
+
+    assert run_recipe_preflight("esci_bm25", 8, 1) == "ok"
+    assert "[ok]   preflight: esci_bm25 on 1 x 8 GPU(s) would start" in capsys.readouterr().out
+    assert run_recipe_preflight("vaswani_bm25", None, 1) == "ok"  # the recipe's own size: 1 GPU
+    assert "vaswani_bm25 on 1 x 1 GPU(s)" in capsys.readouterr().out
+    assert run_recipe_preflight("esci_bm25", 1, 1) == "fail"  # released TP 2 on 1 GPU
+    assert "fix: actor_rollout_ref.rollout.tensor_model_parallel_size=1" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        doctor_main(["--recipe", "esci_bm25"])  # the preflight belongs to --gpu
