@@ -74,11 +74,13 @@ def test_a_rollout_tp_wider_than_the_world_names_a_tp_that_works():
     assert "8 GPUs per rollout replica on 4 GPU(s)" in failure.message and failure.fix == f"{TP_KEY}=4"
 
 
-def test_a_mini_batch_that_does_not_split_over_the_gpus_fails():
-    report = run_preflight("esci_bm25", 8, overrides=["actor_rollout_ref.rollout.n=3", "data.train_batch_size=30",
-                                                       "actor_rollout_ref.actor.ppo_mini_batch_size=10"])
-    keys = {f.key for f in report.failures}
-    assert "actor_rollout_ref.actor.ppo_mini_batch_size" in keys, report.render()
+def test_a_mini_batch_that_does_not_split_over_the_gpus_fails_though_veRLs_start_up_passes_it():
+    mini = "actor_rollout_ref.actor.ppo_mini_batch_size"
+    report = run_preflight("esci_bm25", 8, overrides=["actor_rollout_ref.rollout.n=2", f"{mini}=2"])
+    assert [f.status for f in report.findings if f.check == "veRL start-up validation"] == ["ok"]
+    (failure,) = [f for f in report.failures if f.key == mini]
+    assert "2 prompts x n 2 = 4 rows do not split over 8 data-parallel GPU(s)" in failure.message
+    assert failure.fix == f"{mini}=4"
 
 
 def test_a_gpu_retrieval_engine_must_leave_its_gpu_out_of_veRLs_pool():

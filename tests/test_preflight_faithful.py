@@ -34,6 +34,7 @@ CASES = [
     ("rerank_esci", 2, 1, (f"{ACTOR}.ppo_micro_batch_size_per_gpu=12",)),
     ("rerank_esci", 8, 1, (f"{ACTOR}.ppo_micro_batch_size_per_gpu=12",)),
     ("esci_bm25", 8, 1, (f"{ROLLOUT}.n=3", "data.train_batch_size=30", f"{ACTOR}.ppo_mini_batch_size=10")),
+    ("esci_bm25", 8, 1, (f"{ROLLOUT}.n=2", f"{ACTOR}.ppo_mini_batch_size=2")),
     ("vaswani_bm25", 1, 1, ()),
     ("vaswani_bm25", 1, 1, (f"{ROLLOUT}.tensor_model_parallel_size=2",)),
     ("esci_bm25", 4, 1, (f"{ROLLOUT}.tensor_model_parallel_size=8",)),
