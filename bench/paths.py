@@ -56,19 +56,13 @@ def recipe_reward_kwargs() -> dict[str, Any]:
     return kwargs
 
 
-def recipe_reward_workers(default: int = 8) -> int:
-    """``reward.num_workers`` of the recipes (the ESCI recipe's own value, else the common one)."""
-    import yaml
+def recipe_reward_workers(default: int = 2) -> int:
+    """Reward workers a benchmark starts on this machine: the CPU size of ``reward.num_workers``.
 
-    for path in (RECIPE, COMMON_RECIPE):
-        try:
-            value = (yaml.safe_load(path.read_text()).get("reward") or {}).get("num_workers")
-        except Exception as exc:
-            logger.warning("could not read %s (%s)", path, exc)
-            continue
-        if value:
-            return int(value)
-    return default  # veRL's default
+    The recipes carry a GPU node's value (veRL's 8); the benchmarks keep the 2 they were always
+    run with, so their numbers stay comparable.
+    """
+    return default
 
 
 def reward_spec(k: int):
@@ -80,8 +74,8 @@ def reward_spec(k: int):
 def backend_options(backend: str, threads: int) -> tuple[str, dict[str, Any]]:
     """Service/engine backend kind and options for a benchmark backend label.
 
-    ``lucene``: the options of ``recipes/esci_bm25.yaml`` as they are (pyserini engine unless the
-    recipe says otherwise); ``lucene-direct``: the same with ``engine: direct``; ``bm25s``: the
+    ``lucene``: the options of ``recipes/esci_bm25.yaml`` (pyserini engine unless the recipe says
+    otherwise) with ``threads`` search threads; ``lucene-direct``: the same with ``engine: direct``; ``bm25s``: the
     Lucene-exact bm25s index with ``threads`` numba threads.
     """
     if backend in ("lucene", "lucene-direct"):
@@ -89,6 +83,7 @@ def backend_options(backend: str, threads: int) -> tuple[str, dict[str, Any]]:
         options.setdefault("heap", HEAP)
         if options.get("heap") != HEAP:  # one JVM per process: the driver's engines share one heap setting
             options["heap"] = HEAP
+        options["threads"] = threads  # the recipe's threads are a GPU node's; the bench sizes them here
         if backend == "lucene-direct":
             options["engine"] = "direct"
         return "lucene", options

@@ -3,7 +3,9 @@
 Checks, each in its own subprocess so that one JVM start (or one broken CUDA library) cannot
 hide another problem: the engines import, a Java >= 21 runtime starts with pyserini, and veRL
 loads our plugin (the reward manager, the CPU platform and the ``hf`` rollout are registered).
-``--gpu`` adds the GPU path: CUDA, vLLM, flash-attn and the attention the recipes will use.
+``--gpu`` adds the GPU path: CUDA, vLLM, flash-attn and the attention the recipes will use;
+with ``--recipe R --gpus N [--nodes M]`` it also runs the GPU preflight (:mod:`verl_rec.preflight`):
+veRL's worker-time checks replayed for that recipe at that size.
 Each check that fails says what to do; a missing flash-attn is a warning, since the recipes then
 use ``sdpa`` (see :mod:`verl_rec.recipes.resolvers`).
 """
@@ -128,13 +130,39 @@ def run_checks(checks: Mapping[str, Check]) -> dict[str, str]:
     return {name: run_check(name, check) for name, check in checks.items()}
 
 
+def run_recipe_preflight(recipe: str, gpus: int | None, nodes: int) -> str:
+    """The GPU preflight of ``recipe`` (at its own ``trainer.n_gpus_per_node`` unless ``gpus``), as a check."""
+    from verl_rec.preflight import compose_for_gpus, declared_sizes, run_preflight
+
+    if gpus is None:
+        fixed = declared_sizes(recipe)
+        gpus = fixed.gpus if fixed else int(compose_for_gpus(recipe, 1).trainer.n_gpus_per_node)
+    try:
+        report = run_preflight(recipe, gpus, nodes)
+    except KeyError as exc:
+        print(f"[FAIL] preflight: {exc.args[0]}")
+        return "fail"
+    print(textwrap.indent(report.render(), "       "))
+    verdict = "ok" if report.ok else "fail"
+    print(f"{'[ok]  ' if report.ok else '[FAIL]'} preflight: {recipe} on {nodes} x {gpus} GPU(s) "
+          + ("would start" if report.ok else "would die (fixes above)"))
+    return verdict
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m verl_rec.doctor", description=__doc__.splitlines()[0])
     parser.add_argument("--gpu", action="store_true",
                         help="also check the GPU path: CUDA, vLLM, flash-attn and the attention the recipes use")
+    parser.add_argument("--recipe", help="with --gpu: run the GPU preflight for this recipe (python -m verl_rec.preflight)")
+    parser.add_argument("--gpus", type=int, default=None, help="with --recipe: GPUs per node (default: the recipe's own)")
+    parser.add_argument("--nodes", type=int, default=1, help="with --recipe: nodes (default 1)")
     args = parser.parse_args(argv)
+    if args.recipe and not args.gpu:
+        parser.error("--recipe runs the GPU preflight: add --gpu")
     checks = {**BASE_CHECKS, **(GPU_CHECKS if args.gpu else {})}
     verdicts = run_checks(checks)
+    if args.recipe:
+        verdicts["preflight"] = run_recipe_preflight(args.recipe, args.gpus, args.nodes)
     failed = sum(v == "fail" for v in verdicts.values())
     warned = sum(v == "warn" for v in verdicts.values())
     print("verl-rec doctor:", f"{failed} check(s) failed" if failed else "all good",
