@@ -269,7 +269,7 @@ def test_a_failing_service_is_a_tool_error_not_a_crash(service):
                 raise ConnectionError("actor died")
 
     tool.client._handle = Broken()
-    tool.client._service = lambda: Broken()
+    tool.client._resolve_handle = lambda: Broken()
     data = AgentData()
     response, _, metrics = asyncio.run(tool.execute("id", {"query": "stapler"}, agent_data=data))
     assert "error (retrieval_failed)" in response.text and metrics == {"ok": False}

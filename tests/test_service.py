@@ -235,6 +235,51 @@ def test_client_sends_concurrent_requests_in_one_call():
     assert asyncio.run(scenario()) == answers and len(calls) == 2  # the same client from a new event loop
 
 
+def test_resolving_the_service_does_not_block_the_event_loop(monkeypatch):
+    """Finding the service (ray.nodes, ray.get_actor) blocks: it runs off the loop, once for
+    all concurrent callers (one Ray call each: coalesce=False), while the loop keeps serving other samples."""
+    from verl_rec.retrieval.service import client as client_module
+
+    service = make_service(CountingRetriever(), batch_window_ms=1)
+    lookups = []
+
+    class Handle:
+        class target_positions:  # noqa: N801
+            @staticmethod
+            def remote(*args):
+                return service.target_positions(*args)
+
+    def slow_lookup(config):  # a stand-in for get_or_start_service on a busy cluster
+        lookups.append(config)
+        time.sleep(0.5)
+        return Handle()
+
+    monkeypatch.setattr(client_module, "get_or_start_service", slow_lookup)
+    client = client_module.RetrievalClient(ServiceConfig(backend="counting", index_path="-"), coalesce=False)
+
+    async def scenario():
+        ticks = 0
+        stop = asyncio.Event()
+
+        async def ticker():
+            nonlocal ticks
+            while not stop.is_set():
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        ticking = asyncio.ensure_future(ticker())
+        await asyncio.sleep(0)
+        answers = await asyncio.gather(*(client.target_positions(q, 10, ["b"]) for q in ["a b", "c b", "d"]))
+        stop.set()
+        await ticking
+        return answers, ticks
+
+    answers, ticks = asyncio.run(scenario())
+    assert answers == [{"b": 1}, {"b": 1}, {}]
+    assert ticks >= 20, f"the event loop ran only {ticks} ticks in a 0.5 s lookup: the lookup blocked it"
+    assert len(lookups) == 1  # one resolution shared by the three concurrent callers
+
+
 def test_lru_cache_is_bounded():
     cache = LRUCache(2)
     cache.put("a", 1), cache.put("b", 2), cache.get("a"), cache.put("c", 3)
