@@ -4,6 +4,9 @@
 CPU with a warning otherwise; ``use_gpu="require"`` raises instead. Only the flat index runs
 on GPU (faiss has no GPU HNSW); an HNSW index always searches on CPU. ``use_gpu`` puts the flat
 vectors in GPU memory, next to the rollout engine's: leave it off unless the GPU has room.
+The retrieval service reserves a Ray GPU for ``use_gpu`` only when this check can pass
+(:func:`verl_rec.retrieval.service.placement.faiss_gpu_problem`); this one stays the last word,
+made where the index is opened.
 """
 
 from __future__ import annotations
