@@ -113,3 +113,14 @@ def test_the_cpu_stack_is_the_gpu_stack_but_torch(project, setup_branches):
     # the docs name both torch versions and the shared transformers pin, with the reason
     assert f"torch=={gpu_torch}" in docs and setup_torch.group(1) in docs and transformers_pin in docs
     assert _base_version(metadata.version("torch")) == setup_torch.group(1)
+
+
+def test_a_missing_faiss_names_both_builds(monkeypatch):
+    import sys
+
+    from verl_rec.retrieval.dense.faiss_gpu import faiss_has_gpu_build, require_faiss
+
+    monkeypatch.setitem(sys.modules, "faiss", None)  # `import faiss` fails as if neither wheel were installed
+    with pytest.raises(ImportError, match=re.escape(FAISS_CPU_REQUIREMENT) + ".*" + re.escape(FAISS_GPU_INSTALL)):
+        require_faiss()
+    assert faiss_has_gpu_build() is False  # placement then reserves no GPU for use_gpu
