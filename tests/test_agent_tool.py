@@ -269,11 +269,61 @@ def test_a_failing_service_is_a_tool_error_not_a_crash(service):
                 raise ConnectionError("actor died")
 
     tool.client._handle = Broken()
-    tool.client._service = lambda: Broken()
+    tool.client._resolve_handle = lambda: Broken()
     data = AgentData()
     response, _, metrics = asyncio.run(tool.execute("id", {"query": "stapler"}, agent_data=data))
     assert "error (retrieval_failed)" in response.text and metrics == {"ok": False}
     assert data.extra_fields[CALLS_KEY] == [{"query": "stapler", "error": "retrieval_failed", "results": 0}]
+
+
+class DeadService:
+    """A service whose every call fails, as a killed actor's handle does."""
+
+    def __init__(self, config):
+        self.config = config
+
+    def hits_many(self, *args):
+        raise ConnectionError("the actor died unexpectedly before finishing this task")
+
+    target_positions_many = hits_many
+
+
+def test_engine_failures_are_counted_and_a_run_of_them_marks_the_service_down(service):
+    from verl_rec.agent.episode import RETRIEVAL_FAILED
+    from verl_rec.integration.search_tool import FAILURE_LIMIT_KEY, SearchEngineDown
+
+    assert CallError.RETRIEVAL_FAILED.value == RETRIEVAL_FAILED
+    settings = SearchToolSettings(**{**SETTINGS.__dict__, "max_consecutive_failures": 3})
+    tool = make_tool(service, max_calls=10, settings=settings)
+    alive, dead = LocalHandle(service), LocalHandle(DeadService(service.config))
+    data = AgentData()
+
+    async def call(handle, query="stapler", arguments=None):
+        tool.client._handle = handle
+        tool.client._resolve_handle = lambda: handle  # the lookup after a failure finds the same state
+        response, _, _ = await tool.execute("id", arguments or {"query": query}, agent_data=data)
+        return response.text
+
+    async def scenario():
+        texts = [await call(dead), await call(dead)]
+        texts.append(await call(alive))  # a served call ends the run of failures
+        texts.append(await call(dead, arguments={"query": ""}))  # the policy's error: not the service's
+        texts += [await call(dead), await call(dead)]
+        tool.check_up()  # 2 in a row: still up
+        texts.append(await call(dead))
+        return texts
+
+    texts = asyncio.run(scenario())
+    assert "error (retrieval_failed)" in texts[0] and "1. P3 | Orbit Stapler Heavy Duty" in texts[2]
+    assert tool.consecutive_failures == 3
+    with pytest.raises(SearchEngineDown, match=rf"failed 3 search calls in a row.*{FAILURE_LIMIT_KEY} \(now 3\)"):
+        tool.check_up()
+    episode = Episode("x", tuple(SearchCall.from_dict(c) for c in data.extra_fields[CALLS_KEY]))
+    assert (episode.engine_failures, episode.errors, episode.searches) == (5, 6, 1)
+    extra = score(service, episode).extra
+    assert (extra["search_failures"], extra["search_errors"]) == (5.0, 6.0)  # the step's metrics show it
+    with pytest.raises(ValueError, match="max_consecutive_failures"):
+        SearchToolSettings(max_consecutive_failures=0)
 
 
 def test_the_tool_needs_document_texts_to_bind(corpus_index):
@@ -339,7 +389,7 @@ class ScriptedServer:
                            extra_fields={"global_steps": 0})
 
 
-def run_episode(cfg, tokenizer, service, turns, query="wireless controller"):
+def run_episode(cfg, tokenizer, service, turns, query="wireless controller", resolve=None):
     from verl.experimental.agent_loop.agent_loop import DictConfigWrap, ToolListWrap
     from verl.tools.tool_registry import initialize_tools_from_config
     from verl.utils.dataset.rl_dataset import RLHFDataset
@@ -357,6 +407,8 @@ def run_episode(cfg, tokenizer, service, turns, query="wireless controller"):
                                processor=None, dataset_cls=RLHFDataset, data_config=DictConfigWrap(cfg.data),
                                hf_model_type="qwen2", tools=ToolListWrap(tools))
         tools[0].client._handle = LocalHandle(service)
+        if resolve is not None:  # what the client finds when it looks the service up again
+            tools[0].client._resolve_handle = resolve
         return await loop.run({"temperature": 1.0}, raw_prompt=get_format("bm25_agent").messages(record), extra_info={})
 
     return asyncio.run(scenario()), server
@@ -430,6 +482,23 @@ def test_bad_calls_inside_an_episode_reach_the_policy_as_errors(tokenizer, servi
     episode = episode_from(output.extra_fields)
     assert [c.error for c in episode.calls] == ["bad_arguments", "empty_query"]  # veRL answers the unknown tool itself
     assert score(service, episode).extra["format_ok"] == 1.0
+
+
+def test_a_dead_service_stops_the_agent_loop_loudly(tokenizer, service, service_config, tmp_path):
+    """Every search failing: episodes go on (each call answered with the error) until the run of
+    failures reaches max_consecutive_failures; then the loop raises, naming the key."""
+    from verl_rec.integration.search_tool import SearchEngineDown
+
+    path = tmp_path / "tool.yaml"
+    config = {"type": "native", **SETTINGS.__dict__, "max_consecutive_failures": 2}
+    path.write_text(json.dumps({"tools": [{"class_name": "verl_rec.integration.search_tool.SearchTool", "config": config}]}))
+    cfg = trainer_config(service_config, max_user_turns=3, tool_yaml=path)
+    dead = DeadService(service_config)
+    output, server = run_episode(cfg, tokenizer, dead, [CALL, ANSWER], resolve=lambda: LocalHandle(dead))
+    episode = episode_from(output.extra_fields)  # one failed call: the episode ends normally
+    assert [c.error for c in episode.calls] == ["retrieval_failed"]
+    with pytest.raises(SearchEngineDown, match="failed 2 search calls in a row.*max_consecutive_failures"):
+        run_episode(cfg, tokenizer, dead, [CALL, CALL, ANSWER], resolve=lambda: LocalHandle(dead))
 
 
 def test_the_loop_refuses_a_config_without_the_search_tool_or_a_call_limit(tokenizer, service, service_config, tmp_path):
@@ -572,5 +641,42 @@ def test_bad_calls_through_the_real_service_actor(service_config):
         assert all("1. P3 | Orbit Stapler Heavy Duty" in r.text for r, _, _ in second)
         assert "limit_reached" in third[0].text
         assert info["pid"] > 0 and info["deduplicated"] >= 3  # the four "stapler" calls: one engine query
+    finally:
+        ray.shutdown()
+
+
+@pytest.mark.slow
+def test_a_killed_service_is_counted_then_stops_the_tool(service_config, corpus_index, tmp_path):
+    """The real actor, killed for good (its index gone, so the service cannot come back): each
+    search is a retrieval_failed answer, and the limit's run of them marks the service down."""
+    import shutil
+
+    ray = pytest.importorskip("ray")
+    from verl_rec.integration.search_tool import SearchEngineDown, SearchTool
+
+    index = shutil.copytree(service_config.index_path, tmp_path / "index")
+    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=tempfile.mkdtemp(prefix="vrk_", dir="/tmp"),
+             runtime_env={"env_vars": {"PYTHONPATH": ":".join(sys.path)}})
+    try:
+        config = type(service_config)(**{**service_config.__dict__, "name": "agent_tool_dead", "index_path": str(index)})
+        tool = SearchTool({"type": "native", **SETTINGS.__dict__, "max_consecutive_failures": 3})
+        tool.bind(config, None, 10)
+        data = AgentData()
+
+        async def scenario():
+            served = await tool.execute("i", {"query": "stapler"}, agent_data=data)
+            handle = await tool.client._service()
+            shutil.rmtree(index)  # a restarted service would not find its index
+            ray.kill(handle, no_restart=True)
+            failed = [await tool.execute("i", {"query": "stapler"}, agent_data=data) for _ in range(3)]
+            return served, failed
+
+        served, failed = asyncio.run(scenario())
+        assert "1. P3 | Orbit Stapler Heavy Duty" in served[0].text
+        assert all("error (retrieval_failed)" in r.text and m == {"ok": False} for r, _, m in failed)
+        assert [c["error"] for c in data.extra_fields[CALLS_KEY]] == ["", "retrieval_failed", "retrieval_failed",
+                                                                      "retrieval_failed"]
+        with pytest.raises(SearchEngineDown, match="max_consecutive_failures"):
+            tool.check_up()
     finally:
         ray.shutdown()

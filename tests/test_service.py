@@ -235,6 +235,51 @@ def test_client_sends_concurrent_requests_in_one_call():
     assert asyncio.run(scenario()) == answers and len(calls) == 2  # the same client from a new event loop
 
 
+def test_resolving_the_service_does_not_block_the_event_loop(monkeypatch):
+    """Finding the service (ray.nodes, ray.get_actor) blocks: it runs off the loop, once for
+    all concurrent callers (one Ray call each: coalesce=False), while the loop keeps serving other samples."""
+    from verl_rec.retrieval.service import client as client_module
+
+    service = make_service(CountingRetriever(), batch_window_ms=1)
+    lookups = []
+
+    class Handle:
+        class target_positions:  # noqa: N801
+            @staticmethod
+            def remote(*args):
+                return service.target_positions(*args)
+
+    def slow_lookup(config):  # a stand-in for get_or_start_service on a busy cluster
+        lookups.append(config)
+        time.sleep(0.5)
+        return Handle()
+
+    monkeypatch.setattr(client_module, "get_or_start_service", slow_lookup)
+    client = client_module.RetrievalClient(ServiceConfig(backend="counting", index_path="-"), coalesce=False)
+
+    async def scenario():
+        ticks = 0
+        stop = asyncio.Event()
+
+        async def ticker():
+            nonlocal ticks
+            while not stop.is_set():
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        ticking = asyncio.ensure_future(ticker())
+        await asyncio.sleep(0)
+        answers = await asyncio.gather(*(client.target_positions(q, 10, ["b"]) for q in ["a b", "c b", "d"]))
+        stop.set()
+        await ticking
+        return answers, ticks
+
+    answers, ticks = asyncio.run(scenario())
+    assert answers == [{"b": 1}, {"b": 1}, {}]
+    assert ticks >= 20, f"the event loop ran only {ticks} ticks in a 0.5 s lookup: the lookup blocked it"
+    assert len(lookups) == 1  # one resolution shared by the three concurrent callers
+
+
 def test_lru_cache_is_bounded():
     cache = LRUCache(2)
     cache.put("a", 1), cache.put("b", 2), cache.get("a"), cache.put("c", 3)
@@ -346,7 +391,7 @@ def test_a_gpu_engine_reserves_its_gpu_or_is_refused():
         return reserved_gpus(ServiceConfig(backend="dense", index_path="x", backend_options=options, num_gpus=num_gpus))
 
     assert gpus() == 0 and gpus(device="cpu", threads=2) == 0  # the default stays on the CPU
-    assert gpus(device="cuda") == 1 and gpus(encoder={"device": "cuda:0"}) == 1 and gpus(use_gpu=True) == 1
+    assert gpus(device="cuda") == 1 and gpus(encoder={"device": "cuda:0"}) == 1
     assert gpus(device="cuda", encoder={"device": "cpu"}) == 0  # encoder.device wins, as in DenseRetriever
     assert gpus(device="cuda", num_gpus=0.25) == 0.25 and gpus(device="cuda:1", num_gpus=2) == 2
     assert gpus(num_gpus=1) == 1  # asked for explicitly: reserved even for a CPU engine
@@ -359,6 +404,48 @@ def test_a_gpu_engine_reserves_its_gpu_or_is_refused():
     with pytest.raises(ServicePlacementError, match="num_gpus is 0"):  # refused where the recipe is read
         ServiceConfig.from_mapping({"backend": "dense", "index_path": "x", "backend_options": {"device": "cuda"},
                                     "num_gpus": 0})
+
+
+def test_use_gpu_reserves_a_gpu_only_when_faiss_will_use_it(tmp_path, monkeypatch, caplog):
+    """faiss searches only a flat index on a GPU, and only in a GPU build: otherwise ``use_gpu``
+    reserves nothing (a reserved GPU would sit idle, taken from training) and says why."""
+    import json
+    import logging
+
+    from verl_rec.retrieval.dense import faiss_gpu
+    from verl_rec.retrieval.service import placement
+
+    def index(kind):
+        folder = tmp_path / kind
+        folder.mkdir()
+        (folder / "verl_rec_index.json").write_text(json.dumps({"backend": "dense", "kind": kind}))
+        return str(folder)
+
+    flat, hnsw = index("flat"), index("hnsw")
+
+    def gpus(path, **options):
+        return placement.reserved_gpus(ServiceConfig(backend="dense", index_path=path, backend_options=options))
+
+    monkeypatch.setattr(placement, "_warned_unused", set(), raising=False)
+    gpu_build = faiss_gpu.faiss_has_gpu_build()
+    with caplog.at_level(logging.WARNING, logger=placement.__name__):
+        assert gpus(flat, use_gpu=True) == (1 if gpu_build else 0)
+        assert gpus(hnsw, use_gpu=True) == 0  # no GPU HNSW in faiss, whatever the build
+        assert gpus(hnsw, use_gpu=True, device="cuda") == 1  # the encoder still runs on the GPU
+    messages = " ".join(r.getMessage() for r in caplog.records)
+    assert "retrieval.backend_options.use_gpu" in messages and "'hnsw'" in messages
+    assert gpu_build or "no GPU support" in messages
+    with pytest.raises(placement.ServicePlacementError, match=r"use_gpu is 'require'.*'hnsw'"):
+        gpus(hnsw, use_gpu="require")
+
+    monkeypatch.setattr(faiss_gpu, "faiss_has_gpu_build", lambda: True)  # as on a machine with faiss-gpu
+    assert gpus(flat, use_gpu=True) == 1 and gpus(flat, use_gpu="require") == 1
+    assert gpus(str(tmp_path / "elsewhere"), use_gpu=True) == 1  # an index it cannot read here: as asked
+    assert gpus(hnsw, use_gpu=True) == 0
+    monkeypatch.setattr(faiss_gpu, "faiss_has_gpu_build", lambda: False)
+    assert gpus(flat, use_gpu=True) == 0
+    with pytest.raises(placement.ServicePlacementError, match="no GPU support"):
+        gpus(flat, use_gpu="require")
 
 
 def test_a_node_without_a_free_gpu_is_refused_with_what_to_do():

@@ -19,6 +19,8 @@ import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from verl_rec.retrieval.dense.faiss_gpu import FAISS_GPU_HINT
+
 WARN_EXIT = 3  # a check that exits with this code found something to know, not a failure
 
 
@@ -102,6 +104,24 @@ GPU_CHECKS = {
         print(f'the recipes load the actor and reference models with attn_implementation={chosen}')
     """), "force one: actor_rollout_ref.model.override_config.attn_implementation=sdpa (always works) or "
           "=flash_attention_2 (needs flash-attn on every training node)"),
+    "faiss GPU": Check(textwrap.dedent("""
+        import sys
+        from importlib import metadata
+        from verl_rec.retrieval.dense.faiss_gpu import faiss_gpu_available
+        builds = []
+        for name in ('faiss-cpu', 'faiss-gpu-cu12'):
+            try:
+                metadata.version(name)
+                builds.append(name)
+            except metadata.PackageNotFoundError:
+                pass
+        if len(builds) > 1:
+            sys.exit(f'both {builds} are installed: both write the same faiss package')
+        if not faiss_gpu_available():
+            print(f'faiss ({builds}) cannot search on this GPU: dense indexes with use_gpu search on the CPU')
+            sys.exit(3)
+        print(f'faiss ({builds[0] if builds else "?"}) sees the GPU: use_gpu puts a flat index on it')
+    """), "only for dense indexes with backend_options.use_gpu: " + FAISS_GPU_HINT),
 }
 
 

@@ -16,6 +16,8 @@ from typing import Any
 CALLS_KEY = "verl_rec_search_calls"
 #: ``extra_fields`` key of the episode summary (:meth:`Episode.to_dict`)
 EPISODE_KEY = "verl_rec_episode"
+#: the ``SearchCall.error`` of a call the retrieval service failed (``protocol.CallError.RETRIEVAL_FAILED``)
+RETRIEVAL_FAILED = "retrieval_failed"
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,11 @@ class Episode:
     @property
     def errors(self) -> int:
         return sum(1 for c in self.calls if not c.ok)
+
+    @property
+    def engine_failures(self) -> int:
+        """Calls the retrieval service failed (not the policy's fault)."""
+        return sum(1 for c in self.calls if c.error == RETRIEVAL_FAILED)
 
     @property
     def first_query(self) -> str | None:

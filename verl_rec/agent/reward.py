@@ -7,6 +7,8 @@ default; a malformed answer stays at the format penalty). The episode adds its o
 keys to the scorer's (:func:`agent_keys`), the same for every sample:
 
 * ``search_calls`` / ``searches`` / ``search_errors``: calls made / answered with results / refused;
+* ``search_failures``: the refused calls the retrieval service failed (a dead or restarting
+  service, not the policy's call): its per-step mean shows a failing service in the metrics;
 * ``first_search_<metric>``: the train metric of the first query searched (0 with no search),
   which against ``<metric>`` (the final answer's) shows whether searching helped;
 * ``policy_tokens`` / ``tool_tokens``: response tokens the policy wrote (trained on) and the
@@ -30,7 +32,8 @@ def first_search_key(spec: RewardSpec) -> str:
 
 def agent_keys(spec: RewardSpec) -> tuple[str, ...]:
     """The extra keys an episode logs on top of the scorer's."""
-    return ("search_calls", "searches", "search_errors", first_search_key(spec), "policy_tokens", "tool_tokens")
+    return ("search_calls", "searches", "search_errors", "search_failures", first_search_key(spec), "policy_tokens",
+            "tool_tokens")
 
 
 async def score_episode(scorer: ServiceScorer, episode: Episode, ground_truth: Any, prompt_format: str) -> RewardResult:
@@ -55,6 +58,7 @@ async def score_episode(scorer: ServiceScorer, episode: Episode, ground_truth: A
         "search_calls": float(len(episode.calls)),
         "searches": float(episode.searches),
         "search_errors": float(episode.errors),
+        "search_failures": float(episode.engine_failures),
         first_search_key(spec): float(results[1].extra[spec.metric]) if len(results) > 1 else 0.0,
         "policy_tokens": float(episode.policy_tokens),
         "tool_tokens": float(episode.context_tokens),

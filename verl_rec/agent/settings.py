@@ -14,13 +14,16 @@ class SearchToolSettings:
     ``result_tokens`` bounds the tokens of one tool response (header, result lines and the
     line saying how many searches are left): results that do not fit are left out, the last
     one that fits may lose words. The number of calls per episode is veRL's
-    ``multi_turn.max_user_turns``, not a setting here.
+    ``multi_turn.max_user_turns``, not a setting here. ``max_consecutive_failures``: after that
+    many calls in a row that the retrieval service failed (in one agent-loop worker), the run
+    stops with an error instead of training on "the search engine failed" answers.
     """
 
     top_k: int = 10
     result_tokens: int = 256
     max_query_words: int = 64
     max_query_chars: int = 512
+    max_consecutive_failures: int = 50
 
     def __post_init__(self) -> None:
         for f in fields(self):

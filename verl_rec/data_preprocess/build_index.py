@@ -71,7 +71,8 @@ def build(backend: str, corpus: Path, index: Path, fmt: Any, options: dict[str, 
         registry.backend(backend).index_builder()
     except ImportError as exc:
         raise BuildError(f"the {backend} backend is not available here (import failed: {exc}); install its extras "
-                         f"(dense: faiss-cpu, sentence-transformers) or choose another --backend") from None
+                         f"(dense: faiss from the cpu or gpu extra, e.g. pip install -e '.[cpu]'; see docs/stack.md) or choose another "
+                         "--backend") from None
     refuse_other_backend(index, backend)  # before a long step (dense: the embeddings) rather than after
     started = time.perf_counter()
     registry.build_index(backend, corpus, index, progress=progress, verbose=verbose, fmt=fmt, **options)

@@ -12,6 +12,8 @@ On top of veRL's loop this class:
 
 * binds the search tool to the reward's retrieval service (``reward.reward_kwargs.retrieval``),
   the policy's tokenizer and T, once per worker process;
+* before and after each episode, raises the tool's ``SearchEngineDown`` once the retrieval
+  service has failed ``max_consecutive_failures`` calls in a row (the run stops, loudly);
 * after the episode, records an :class:`~verl_rec.agent.episode.Episode` in ``extra_fields``:
   the text of the final turn (the last run of policy tokens), the calls, and the counts of
   policy and tool tokens; and ``tool_call_counts``, which veRL logs as ``tool_call_counts/*``.
@@ -60,8 +62,16 @@ class SearchAgentLoop(ToolAgentLoop):
         for tool in search_tools:
             tool.bind(service, self.tokenizer, self.max_user_turns)
 
+    def _check_search_up(self) -> None:
+        """Stop the run (a loud error naming the key) once the search tool has marked the service down."""
+        for tool in self.tools.values():
+            if isinstance(tool, SearchTool):
+                tool.check_up()
+
     async def run(self, sampling_params: dict[str, Any], **kwargs: Any) -> AgentLoopOutput:
+        self._check_search_up()  # no new episode against a service that is down
         output = await super().run(sampling_params, **kwargs)
+        self._check_search_up()
         mask = list(output.response_mask)
         start, end = last_turn_span(mask)
         calls = tuple(SearchCall.from_dict(c) for c in output.extra_fields.pop(CALLS_KEY, None) or () if c)

@@ -17,6 +17,12 @@ when given (the tool then also works under veRL's stock ``tool_agent`` loop).
 
 Calls are answered by :mod:`verl_rec.agent.protocol`; every call, served or refused, is
 recorded in the episode's ``extra_fields`` for the reward's log. A call never raises.
+
+A failing retrieval service is counted (the reward logs ``search_failures`` per sample) and,
+after ``max_consecutive_failures`` failed calls in a row in this worker, the tool is marked
+down: the agent loop then raises :class:`SearchEngineDown`, which stops the run, instead of
+training on episodes where every search failed. (veRL's loop catches what a tool raises and
+shows it to the policy, so the tool cannot stop the run itself.)
 """
 
 from __future__ import annotations
@@ -44,6 +50,12 @@ from verl_rec.retrieval.service.config import ServiceConfig
 
 logger = logging.getLogger(__name__)
 
+FAILURE_LIMIT_KEY = "max_consecutive_failures"
+
+
+class SearchEngineDown(RuntimeError):
+    """The retrieval service failed too many search calls in a row: the run stops."""
+
 
 class SearchTool(BaseTool):
     """One instance per agent-loop worker process, shared by all its concurrent episodes; an
@@ -60,6 +72,8 @@ class SearchTool(BaseTool):
         self.max_calls: int | None = None
         self.count_tokens = approximate_tokens
         self._bound = False
+        self.consecutive_failures = 0
+        self.down: SearchEngineDown | None = None
         super().__init__(config, tool_schema)
 
     def get_openai_tool_schema(self) -> OpenAIFunctionToolSchema:
@@ -109,11 +123,32 @@ class SearchTool(BaseTool):
         calls[number - 1] = call.to_dict()
         return ToolResponse(text=text), 0.0, {"ok": call.ok}
 
+    def check_up(self) -> None:
+        """Raise :class:`SearchEngineDown` once the service has failed too many calls in a row."""
+        if self.down is not None:
+            raise self.down
+
     async def _search(self, query: str) -> list[tuple[str, str]]:
         try:
             if self.client is None:
                 raise RuntimeError("the search tool is not bound to a retrieval service")
-            return await self.client.hits(query, self.settings.top_k)
+            hits = await self.client.hits(query, self.settings.top_k)
         except Exception as exc:  # a dead or restarting service: the policy is told, the rollout goes on
-            logger.warning("verl-rec search tool: retrieval failed for %r: %r", query[:200], exc)
+            self._count_failure(exc)
+            logger.warning("verl-rec search tool: retrieval failed for %r (%d in a row): %r", query[:200],
+                           self.consecutive_failures, exc)
             raise SearchCallError(CallError.RETRIEVAL_FAILED, "the search engine failed; try again or answer") from None
+        self.consecutive_failures = 0
+        return hits
+
+    def _count_failure(self, exc: Exception) -> None:
+        self.consecutive_failures += 1
+        limit = self.settings.max_consecutive_failures
+        if self.consecutive_failures >= limit and self.down is None:
+            where = self.service_config.index_path if self.service_config else "(no service)"
+            self.down = SearchEngineDown(
+                f"verl-rec search tool: the retrieval service ({where}) failed {self.consecutive_failures} search calls "
+                f"in a row (last: {exc!r}); stopping instead of training on failed searches. Check the service "
+                f"(its actor log, the index on this node), or raise {FAILURE_LIMIT_KEY} (now {limit}) in the search "
+                "tool config (actor_rollout_ref.rollout.multi_turn.tool_config_path, e.g. recipes/tools/search_tool.yaml)")
+            logger.error("%s", self.down)

@@ -32,7 +32,7 @@ import numpy as np
 
 from verl_rec.retrieval.corpus import CorpusFormat
 from verl_rec.retrieval.dense.embeddings import build_embeddings, load_embeddings
-from verl_rec.retrieval.dense.faiss_gpu import to_gpu, want_gpu
+from verl_rec.retrieval.dense.faiss_gpu import require_faiss, to_gpu, want_gpu
 from verl_rec.retrieval.index_metadata import index_dir_swap, refuse_foreign_folder, write_index_metadata
 
 logger = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ def build_dense_index(
     An existing verl_rec dense index at ``index_dir`` is replaced; any other non-empty
     directory is refused. ``ef_search`` is stored as the default the retriever searches with.
     """
-    import faiss
+    faiss = require_faiss()  # names the build to install when missing
 
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")

@@ -26,7 +26,7 @@ import numpy as np
 from verl_rec.retrieval.base import Retriever, SearchHits
 from verl_rec.retrieval.dense.build import FORMAT_VERSION, IDS_FILE, INDEX_FILE
 from verl_rec.retrieval.dense.encoders import Encoder, EncoderConfig
-from verl_rec.retrieval.dense.faiss_gpu import to_gpu, want_gpu
+from verl_rec.retrieval.dense.faiss_gpu import require_faiss, to_gpu, want_gpu
 from verl_rec.retrieval.index_metadata import IndexCorruptError, IndexMismatchError, load_index_metadata
 
 logger = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ class DenseRetriever(Retriever):
     def __init__(self, index_path: str | Path, threads: int | None = None, ef_search: int | None = None,
                  device: str = "cpu", batch_size: int = 64, encoder: Mapping[str, Any] | None = None,
                  use_gpu: bool | str = False, mmap: bool = False, blas_threshold: int = 1) -> None:
-        import faiss
+        faiss = require_faiss()  # names the build to install when missing
 
         self.index_dir = Path(index_path)
         self.meta = load_index_metadata(self.index_dir, "dense", FORMAT_VERSION, "build_dense_index()")

@@ -114,7 +114,8 @@ class _CallQueue:
 
 
 class RetrievalClient:
-    """Async client: re-resolves the service after a failure so a restart is picked up.
+    """Async client: re-resolves the service after a failure so a restart is picked up, in a
+    worker thread so that the event loop it serves never waits on Ray's lookups.
 
     ``target_positions`` calls made concurrently from one event loop (veRL's reward worker runs
     one task per sample) are sent as ONE Ray call (``target_positions_many``): while a call is
@@ -131,6 +132,7 @@ class RetrievalClient:
         self.config = config
         self.coalesce = coalesce
         self._handle = None
+        self._resolving: asyncio.Task | None = None
         self.caller_id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._positions = _CallQueue(self._send_positions, self._forget_service, self.max_requests_per_call)
         self._hits = _CallQueue(self._send_hits, self._forget_service, self.max_requests_per_call)
@@ -139,10 +141,30 @@ class RetrievalClient:
         """Fail now if this node cannot host the service (see :func:`check_can_start`)."""
         check_can_start(self.config)
 
-    def _service(self):
-        if self._handle is None:
-            self._handle = get_or_start_service(self.config)
-        return self._handle
+    async def _service(self):
+        """The service's handle, resolved off the event loop.
+
+        Finding (or starting) the service calls ``ray.nodes()`` and ``ray.get_actor``, which
+        block; on the loop they would stall every sample the reward worker or agent loop is
+        serving. One resolution runs at a time in a worker thread, and every caller awaiting
+        it meanwhile shares its result (or its error).
+        """
+        if self._handle is not None:
+            return self._handle
+        loop = asyncio.get_running_loop()
+        task = self._resolving
+        if task is None or task.done() or task.get_loop() is not loop:
+            task = self._resolving = loop.create_task(self._resolve())
+        return await asyncio.shield(task)  # a cancelled caller does not cancel the others' resolution
+
+    async def _resolve(self):
+        handle = await asyncio.to_thread(self._resolve_handle)
+        self._handle = handle
+        return handle
+
+    def _resolve_handle(self):
+        """Blocking: find or start this node's service (runs in a worker thread)."""
+        return get_or_start_service(self.config)
 
     def _forget_service(self) -> None:
         self._handle = None  # next call looks the (restarted) service up again
@@ -150,28 +172,28 @@ class RetrievalClient:
     async def target_positions(self, query: str, k: int, targets: Sequence[str]) -> dict[str, int]:
         if not self.coalesce:
             try:
-                return await self._service().target_positions.remote(query, k, list(targets))
+                return await (await self._service()).target_positions.remote(query, k, list(targets))
             except Exception:
                 self._forget_service()
                 raise
         return await self._positions.submit((query, k, list(targets)))
 
     async def _send_positions(self, requests: list[tuple]) -> list[Any]:
-        return await self._service().target_positions_many.remote(requests, self.caller_id)
+        return await (await self._service()).target_positions_many.remote(requests, self.caller_id)
 
     async def hits(self, query: str, k: int) -> list[tuple[str, str]]:
         """The top ``k`` of ``query`` as ``(id, short text)`` pairs (needs the service's ``doc_text_path``)."""
         return [(doc, text) for doc, text in await self._hits.submit((query, k))]
 
     async def _send_hits(self, requests: list[tuple]) -> list[Any]:
-        return await self._service().hits_many.remote(requests)
+        return await (await self._service()).hits_many.remote(requests)
 
     async def ranking(self, query: str, k: int) -> list[str]:
         try:
-            return await self._service().ranking.remote(query, k)
+            return await (await self._service()).ranking.remote(query, k)
         except Exception:
             self._forget_service()
             raise
 
     async def info(self) -> dict[str, Any]:
-        return await self._service().info.remote()
+        return await (await self._service()).info.remote()

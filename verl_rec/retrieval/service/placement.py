@@ -9,6 +9,10 @@
   (:func:`reserved_gpus`): Ray then shows the actor that GPU and gives it to no one else.
   A GPU engine that reserves none is refused, since Ray would hand the same GPU to a
   training worker and the two would share its memory unknowingly.
+* ``use_gpu`` (faiss on the GPU) reserves a GPU only when faiss will use one
+  (:func:`faiss_gpu_problem`): not for an HNSW index, nor under a faiss without GPU support;
+  it then warns, naming the key, and the engine searches on the CPU (``use_gpu: require``
+  is refused instead).
 
 Plain data in, plain data out (the Ray lookups of a node's GPUs live in :mod:`.client`).
 """
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 from collections.abc import Mapping
@@ -26,6 +31,8 @@ from verl_rec.retrieval.base import is_engine_uri
 from verl_rec.retrieval.service.config import ServiceConfig
 
 DIGEST_CHARS = 12
+
+logger = logging.getLogger(__name__)
 
 
 class ServicePlacementError(ValueError):
@@ -68,17 +75,73 @@ def _is_gpu(device: str) -> bool:
     return device.split(":", 1)[0] == "cuda"
 
 
+def faiss_gpu_problem(config: ServiceConfig) -> str | None:
+    """Why ``backend_options.use_gpu`` will NOT put this dense index on a GPU; None when it will
+    (or when this process cannot tell).
+
+    Placement runs wherever the config is read (the reward worker, a preflight), not in the
+    service actor, so it knows only two things: the faiss build installed in THIS process (GPU
+    support or not; whether it sees a GPU is the actor's business, as Ray shows the actor its
+    GPU only once reserved) and the index type its ``verl_rec_index.json`` records (faiss has
+    no GPU HNSW). An index it cannot read here (a URI, a path only the workers' nodes hold)
+    keeps the reservation; the actor's own check (:func:`~verl_rec.retrieval.dense.faiss_gpu.want_gpu`)
+    still decides where faiss runs.
+    """
+    if config.backend != "dense" or config.backend_options.get("use_gpu") in (None, False):
+        return None
+    location = str(config.index_path)
+    if not is_engine_uri(location):
+        try:
+            from verl_rec.retrieval.index_metadata import read_index_metadata
+
+            kind = (read_index_metadata(location) or {}).get("kind")
+        except (OSError, ValueError):
+            kind = None
+        if kind is not None and kind != "flat":
+            return f"the index {location} is {kind!r} and faiss searches only a flat index on a GPU"
+    from verl_rec.retrieval.dense.faiss_gpu import FAISS_GPU_HINT, faiss_has_gpu_build
+
+    if not faiss_has_gpu_build():
+        return f"the faiss installed here has no GPU support ({FAISS_GPU_HINT})"
+    return None
+
+
+_warned_unused: set[str] = set()
+
+
+def engine_gpu_devices(config: ServiceConfig) -> list[str]:
+    """The GPU devices the engine will use: :func:`engine_devices`, less a ``use_gpu`` faiss
+    cannot honour (warned once per engine, naming the key; refused for ``use_gpu: require``)."""
+    options = config.backend_options
+    devices = engine_devices(options)
+    problem = faiss_gpu_problem(config)
+    if problem is None:
+        return [d for d in devices if _is_gpu(d)]
+    if options.get("use_gpu") == "require":
+        raise ServicePlacementError(
+            f"retrieval.backend_options.use_gpu is 'require', but {problem}. Use a flat index with a GPU faiss, "
+            "or set use_gpu: false (the index searches on the CPU).")
+    devices.remove("cuda")  # the entry use_gpu added; an encoder on cuda still counts
+    digest = config_digest(config)
+    if digest not in _warned_unused:
+        _warned_unused.add(digest)
+        logger.warning("verl-rec retrieval: retrieval.backend_options.use_gpu is set, but %s: the index searches on "
+                       "the CPU and the service reserves no GPU for it. Set use_gpu: false to silence this.", problem)
+    return [d for d in devices if _is_gpu(d)]
+
+
 def uses_gpu(config: ServiceConfig) -> bool:
-    return any(_is_gpu(d) for d in engine_devices(config.backend_options))
+    return bool(engine_gpu_devices(config))
 
 
 def reserved_gpus(config: ServiceConfig) -> float:
     """GPUs the service actor reserves from Ray (``num_gpus``).
 
-    ``config.num_gpus`` when set; otherwise 1 for an engine on a GPU and 0 on the CPU. A GPU
-    engine with ``num_gpus: 0``, or a device index Ray will not show the actor, is refused.
+    ``config.num_gpus`` when set; otherwise 1 for an engine on a GPU and 0 on the CPU (a
+    ``use_gpu`` faiss cannot honour is on the CPU: :func:`faiss_gpu_problem`). A GPU engine
+    with ``num_gpus: 0``, or a device index Ray will not show the actor, is refused.
     """
-    gpu_devices = [d for d in engine_devices(config.backend_options) if _is_gpu(d)]
+    gpu_devices = engine_gpu_devices(config)
     gpus = float(config.num_gpus) if config.num_gpus is not None else (1.0 if gpu_devices else 0.0)
     if gpus < 0:
         raise ServicePlacementError(f"retrieval.num_gpus must be >= 0, got {config.num_gpus}")
@@ -119,5 +182,5 @@ def check_node_gpus(config: ServiceConfig, node_id: str, total: float, available
             "retrieval.num_gpus to what is free, or run the engine on the CPU (device: cpu).")
 
 
-__all__ = ["ServicePlacementError", "check_node_gpus", "config_digest", "engine_devices", "engine_identity",
-           "reserved_gpus", "service_name", "uses_gpu"]
+__all__ = ["ServicePlacementError", "check_node_gpus", "config_digest", "engine_devices", "engine_gpu_devices",
+           "engine_identity", "faiss_gpu_problem", "reserved_gpus", "service_name", "uses_gpu"]
