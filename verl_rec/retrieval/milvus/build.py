@@ -151,7 +151,7 @@ def build_milvus_index(
     analyzer: Mapping[str, Any] | None = None,
     encoder: Mapping[str, Any] | None = None,
     embeddings: str | Path | None = None,
-    index_type: str = "HNSW",
+    index_type: str = "AUTOINDEX",
     index_params: Mapping[str, Any] | None = None,
     replace: bool = False,
     token_env: str | None = None,
@@ -165,7 +165,8 @@ def build_milvus_index(
     closest to Lucene's) and scores BM25. ``mode="dense"``: ``encoder`` (EncoderConfig fields,
     ``model`` required) embeds the corpus into ``embeddings`` (default ``<index_path>_embeddings``,
     or ``./milvus_<collection>_embeddings`` for a URI), and ``index_type`` / ``index_params``
-    choose the ANN index (HNSW M/efConstruction, IVF_FLAT nlist, FLAT exact). Credentials as the
+    choose the ANN index (AUTOINDEX: Milvus chooses; HNSW M/efConstruction, servers only;
+    IVF_FLAT nlist; FLAT exact). Credentials as the
     retriever's: names of environment variables.
     """
     corpus_path = Path(corpus_path)

@@ -2,7 +2,7 @@
 
 Two modes share one layout: ``bm25`` (a text field analysed by Milvus, a sparse field filled
 by Milvus' BM25 function, a sparse inverted index) and ``dense`` (a float vector field holding
-our encoder's vectors, an HNSW / IVF_FLAT / FLAT index, inner product).
+our encoder's vectors, an AUTOINDEX / HNSW / IVF_FLAT / FLAT index, inner product).
 
 The manifest (the ``verl_rec_index.json`` fields: backend, layout, encoder, counts) lives in the
 engine, in a one-row companion collection ``<collection>__verl_rec``, so a collection on a
@@ -28,7 +28,8 @@ ENGLISH_ANALYZER: dict[str, Any] = {
     "tokenizer": "standard",
     "filter": ["lowercase", {"type": "stop", "stop_words": ["_english_"]}, {"type": "stemmer", "language": "english"}],
 }
-DENSE_INDEXES = ("HNSW", "IVF_FLAT", "FLAT")
+#: Milvus Lite builds only FLAT, IVF_FLAT and AUTOINDEX; a server or cluster also HNSW (and more)
+DENSE_INDEXES = ("AUTOINDEX", "HNSW", "IVF_FLAT", "FLAT")
 MANIFEST_SUFFIX = "__verl_rec"
 _MAX_TEXT = 65_535  # Milvus' VARCHAR limit in bytes
 _MAX_ID = 512
@@ -44,7 +45,7 @@ class CollectionLayout:
     text_field: str = "text"
     vector_field: str = ""  # default: "sparse" (bm25) or "vector" (dense)
     analyzer: Mapping[str, Any] = field(default_factory=lambda: dict(ENGLISH_ANALYZER))
-    index_type: str = "HNSW"  # dense only
+    index_type: str = "AUTOINDEX"  # dense only
     index_params: Mapping[str, Any] = field(default_factory=dict)  # dense: M, efConstruction / nlist
     dims: int = 0  # dense only, set by the build
 
