@@ -108,9 +108,12 @@ class MilvusRetriever(Retriever):
                                         consistency_level=self.consistency_level, timeout=self.timeout)
 
     @staticmethod
-    def _hits(rows: list[dict]) -> SearchHits:
-        return SearchHits(ids=[str(r["id"]) for r in rows],
-                          scores=np.asarray([r["distance"] for r in rows], dtype=np.float32))
+    def _hits(rows: Any) -> SearchHits:
+        """pymilvus' ``Hits`` carry the ids and distances as lists: read those, not a dict per hit."""
+        ids, distances = getattr(rows, "ids", None), getattr(rows, "distances", None)
+        if ids is None or distances is None:
+            ids, distances = [r["id"] for r in rows], [r["distance"] for r in rows]
+        return SearchHits(ids=[str(i) for i in ids], scores=np.asarray(distances, dtype=np.float32))
 
     def search(self, queries: Sequence[str], k: int) -> list[SearchHits]:
         """One engine call for the batch; if the engine refuses it, one per query to find the culprit."""
