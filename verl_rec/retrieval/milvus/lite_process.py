@@ -4,7 +4,9 @@ child process, on a unix socket (embedded) or a TCP port (a separate server othe
 We start the engine binary ourselves rather than through ``import milvus_lite``: that package's
 ``__init__`` imports ``pkg_resources``, which setuptools >= 81 no longer ships. The binary takes
 ``<db file> <address> <log level> [<lock file>]``; given a lock file it exits when its owner
-releases the lock, so the engine never outlives the process that owns it.
+releases the lock; on Linux the child is also sent SIGTERM when the thread that started it
+dies (``PR_SET_PDEATHSIG``: also for the TCP server, and when the owner is SIGKILLed), so the
+engine never outlives its owner. Start it from a thread that lives as long as the engine.
 
 Run a separate server: ``python -m verl_rec.retrieval.milvus.lite_process --db DIR/milvus.db --port 19530``.
 """
@@ -53,6 +55,16 @@ def _engine_env(binary: Path) -> dict[str, str]:
     return env
 
 
+def _die_with_parent() -> None:
+    """In the engine child (Linux): be sent SIGTERM when the owner dies, even by SIGKILL."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the lock file (embedded mode) still ends the engine
+
+
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 right now."""
     with socket.socket() as sock:
@@ -91,7 +103,8 @@ class LiteProcess:
             address, self.uri = f"127.0.0.1:{port}", f"http://127.0.0.1:{port}"
             args = [str(binary), str(self.db_file), address, log_level]
         self._process = subprocess.Popen(args, env=_engine_env(binary), cwd=str(self.db_file.parent),
-                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                         preexec_fn=_die_with_parent if sys.platform == "linux" else None)
         self._wait_ready(start_timeout)
 
     def _ready(self) -> bool:
