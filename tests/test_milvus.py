@@ -257,3 +257,15 @@ def test_dense_ivf_recall_against_faiss_flat(catalog, catalog_dense):
         reference.close()
     recall = np.mean([len(set(g.ids) & set(w.ids)) / len(w.ids) for g, w in zip(got, want)])
     assert 0.9 <= recall
+
+
+def test_the_array_reply_equals_pymilvus_public_search(vaswani_remote, vaswani):
+    from verl_rec.retrieval.milvus.reply import _public_search
+
+    queries = [vaswani.topics[q] for q in sorted(vaswani.topics)[:30]]
+    fast = vaswani_remote.search(queries, 200)
+    public = _public_search(vaswani_remote._conn.client, "vaswani", queries, "sparse", vaswani_remote._params(200),
+                            200, "Bounded", 30)
+    for hits, (ids, scores) in zip(fast, public):
+        assert hits.ids == ids and len(ids) > 0
+        np.testing.assert_array_equal(hits.scores, scores)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,7 +100,9 @@ def connect(index_path: str | Path, credentials: Credentials | Mapping[str, Any]
         engine = LiteProcess(db_file)
         uri = engine.uri
     try:
-        client = MilvusClient(uri=uri, timeout=timeout, **keys)
+        # an alias of its own: pymilvus shares one connection per URI, and closing one client
+        # (a retriever refused at start) would cut every other client of that engine off
+        client = MilvusClient(uri=uri, timeout=timeout, alias=f"verl_rec-{uuid.uuid4().hex}", **keys)
     except Exception as exc:  # noqa: BLE001  (pymilvus raises its own and grpc's errors here)
         if engine is not None:
             engine.stop()

@@ -22,6 +22,7 @@ import numpy as np
 
 from verl_rec.retrieval.base import Retriever, SearchHits
 from verl_rec.retrieval.milvus.connection import Credentials, connect
+from verl_rec.retrieval.milvus.reply import search_arrays
 from verl_rec.retrieval.milvus.schema import CollectionLayout, check_layout, read_manifest
 
 logger = logging.getLogger(__name__)
@@ -102,18 +103,13 @@ class MilvusRetriever(Retriever):
             return texts
         return list(np.asarray(self.encoder.encode_queries(texts), dtype=np.float32))
 
-    def _engine_search(self, data: list[Any], k: int) -> list[list[dict]]:
-        return self._conn.client.search(self.layout.collection, data=data, anns_field=self.layout.vector_field,
-                                        limit=k, search_params=self._params(k), output_fields=[],
-                                        consistency_level=self.consistency_level, timeout=self.timeout)
+    def _engine_search(self, data: list[Any], k: int) -> list[tuple[list[str], np.ndarray]]:
+        return search_arrays(self._conn.client, self.layout.collection, data, self.layout.vector_field,
+                             self._params(k), k, self.consistency_level, self.timeout)
 
     @staticmethod
-    def _hits(rows: Any) -> SearchHits:
-        """pymilvus' ``Hits`` carry the ids and distances as lists: read those, not a dict per hit."""
-        ids, distances = getattr(rows, "ids", None), getattr(rows, "distances", None)
-        if ids is None or distances is None:
-            ids, distances = [r["id"] for r in rows], [r["distance"] for r in rows]
-        return SearchHits(ids=[str(i) for i in ids], scores=np.asarray(distances, dtype=np.float32))
+    def _hits(ranked: tuple[list[str], np.ndarray]) -> SearchHits:
+        return SearchHits(ids=ranked[0], scores=ranked[1])
 
     def search(self, queries: Sequence[str], k: int) -> list[SearchHits]:
         """One engine call for the batch; if the engine refuses it, one per query to find the culprit."""
