@@ -21,8 +21,11 @@ def test_importing_the_registry_imports_no_engine():
             f"print(r.backend_names()); print([m for m in {HEAVY!r} if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, check=True)
     names, loaded = out.stdout.strip().splitlines()
-    assert names.startswith("('lucene', 'bm25s', 'dense'") and "'http'" in names
+    assert names.startswith("('lucene', 'bm25s', 'dense'") and "'http'" in names and "'milvus'" in names
     assert loaded == "[]"
+    milvus = subprocess.run([sys.executable, "-c", "import sys, verl_rec.retrieval.registry; print('pymilvus' in sys.modules)"],
+                            capture_output=True, text=True, cwd=REPO_ROOT, check=True)
+    assert milvus.stdout.strip() == "False"
 
 
 def test_built_in_backends_resolve_to_their_classes_and_builders():

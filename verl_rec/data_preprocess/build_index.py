@@ -8,6 +8,8 @@ Examples::
         --index data/esci/index_bm25s --k1 1.2 --b 0.75
     python -m verl_rec.data_preprocess.build_index --corpus data/esci/corpus.jsonl --backend dense \\
         --index data/esci/index_dense --model hyp1231/blair-roberta-base --device cuda --kind hnsw
+    python -m verl_rec.data_preprocess.build_index --corpus data/esci/corpus.jsonl --backend milvus \\
+        --index http://milvus-host:19530 --collection esci --mode bm25     # or a local folder: Milvus Lite
 
 Dense is two steps, both resumable/reused: the corpus embeddings (verl_rec.retrieval.dense.embeddings,
 kept in --embeddings, default <index>_embeddings: hours on CPU for a real catalogue, so embed on a
@@ -36,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from verl_rec.retrieval import registry
+from verl_rec.retrieval.base import is_engine_uri
 from verl_rec.retrieval.index_metadata import (
     BUILD_LOG,
     METADATA_FILE,
@@ -60,7 +63,7 @@ def corpus_counts(corpus: Path, fmt: Any) -> tuple[int, int]:
     return total, with_text
 
 
-def build(backend: str, corpus: Path, index: Path, fmt: Any, options: dict[str, Any], progress: bool = True,
+def build(backend: str, corpus: Path, index: Path | str, fmt: Any, options: dict[str, Any], progress: bool = True,
           verbose: bool = False) -> dict[str, Any]:
     """Build one index through the backend registry, add our keys to its metadata; return the metadata."""
     if backend not in registry.backend_names():
@@ -73,6 +76,8 @@ def build(backend: str, corpus: Path, index: Path, fmt: Any, options: dict[str, 
         raise BuildError(f"the {backend} backend is not available here (import failed: {exc}); install its extras "
                          f"(dense: faiss from the cpu or gpu extra, e.g. pip install -e '.[cpu]'; see docs/stack.md) or choose another "
                          "--backend") from None
+    if is_engine_uri(index):  # an external engine: its builder keeps the manifest in the engine
+        return _build_in_engine(backend, corpus, str(index), fmt, options, progress, verbose)
     refuse_other_backend(index, backend)  # before a long step (dense: the embeddings) rather than after
     started = time.perf_counter()
     registry.build_index(backend, corpus, index, progress=progress, verbose=verbose, fmt=fmt, **options)
@@ -87,6 +92,28 @@ def build(backend: str, corpus: Path, index: Path, fmt: Any, options: dict[str, 
         "build_seconds": round(seconds, 2),
         "built_by": "verl_rec.data_preprocess.build_index",
     }, defaults={"backend": backend})
+
+
+def _build_in_engine(backend: str, corpus: Path, uri: str, fmt: Any, options: dict[str, Any], progress: bool,
+                     verbose: bool) -> dict[str, Any]:
+    """Build into an engine at a URI (no local folder, no local metadata file); the summary."""
+    started = time.perf_counter()
+    registry.build_index(backend, corpus, uri, progress=progress, verbose=verbose, fmt=fmt, **options)
+    total, with_text = corpus_counts(corpus, fmt)
+    return {"backend": backend, "settings": options, "corpus_docs": total, "doc_count": with_text,
+            "build_seconds": round(time.perf_counter() - started, 2), "manifest": "in the engine"}
+
+
+def _milvus_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[str, Any]:
+    options: dict[str, Any] = {"collection": args.collection, "mode": args.mode, "replace": args.replace,
+                               **_pairs(parser, "--milvus-option", args.milvus_option)}
+    if args.mode == "dense":
+        if not args.model:
+            parser.error("--backend milvus --mode dense needs --model: a local encoder folder")
+        options["encoder"] = {"model": args.model, "device": args.device,
+                              **_pairs(parser, "--encoder-option", args.encoder_option)}
+        options["embeddings"] = args.embeddings
+    return options
 
 
 def _parse_value(text: str) -> Any:
@@ -134,6 +161,14 @@ def main(argv: list[str] | None = None) -> int:
                        help="EncoderConfig field (pooling, normalize, max_length, query_prefix, doc_prefix, dtype, engine)")
     dense.add_argument("--dense-option", action="append", default=[], metavar="KEY=VALUE",
                        help="build_dense_index option (M, ef_construction, ef_search, use_gpu, threads)")
+    milvus = parser.add_argument_group("milvus (--index: a local folder for embedded Milvus Lite, or http://host:19530)")
+    milvus.add_argument("--collection", default="corpus", help="collection name")
+    milvus.add_argument("--mode", choices=["bm25", "dense"], default="bm25",
+                        help="Milvus BM25 full-text, or dense vectors of --model")
+    milvus.add_argument("--replace", action="store_true", help="rebuild a collection that is already built")
+    milvus.add_argument("--milvus-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="build_milvus_index option (id_field, text_field, vector_field, analyzer, index_type, "
+                             "index_params, token_env, ...; JSON values)")
     args = parser.parse_args(argv)
     if registry.backend(args.backend).builder is None:  # an external engine (http) holds its own index
         print(f"error: backend {args.backend} has no index builder here: the engine builds and holds its own "
@@ -147,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
         options: dict[str, Any] = {"threads": args.threads, "heap": args.heap}
     elif args.backend == "bm25s":
         options = {"k1": args.k1, "b": args.b, "lucene_exact": not args.no_lucene_exact}
+    elif args.backend == "milvus":
+        options = _milvus_options(args, parser)
     else:
         if not args.model:
             print("error: --backend dense needs --model: a local encoder folder or a hub name", file=sys.stderr)
@@ -160,13 +197,15 @@ def main(argv: list[str] | None = None) -> int:
     if progress:
         print(f"building a {args.backend} index of {args.corpus} in {args.index} ({options})", file=sys.stderr, flush=True)
     try:
-        meta = build(args.backend, Path(args.corpus), Path(args.index), fmt, options, progress=progress,
+        index: Any = args.index if is_engine_uri(args.index) else Path(args.index)
+        meta = build(args.backend, Path(args.corpus), index, fmt, options, progress=progress,
                      verbose=args.verbose)
     except (BuildError, CorpusError, FileExistsError, ValueError) as exc:  # ValueError: encoder/index settings
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    where = meta.get("manifest") or Path(args.index) / METADATA_FILE
     print(f"{args.backend} index of {meta.get('doc_count')} documents written to {args.index} "
-          f"in {meta.get('build_seconds')}s (metadata: {Path(args.index) / METADATA_FILE})")
+          f"in {meta.get('build_seconds')}s (metadata: {where})")
     return 0
 
 

@@ -131,6 +131,8 @@ register_backend("bm25s", "verl_rec.retrieval.bm25s.retriever:Bm25sRetriever",
 register_backend("dense", "verl_rec.retrieval.dense.retriever:DenseRetriever",
                  "verl_rec.retrieval.dense.build:build_dense_index_from_corpus")
 register_backend("http", "verl_rec.retrieval.http.retriever:HttpRetriever")  # an engine of your own; no builder
+register_backend("milvus", "verl_rec.retrieval.milvus.retriever:MilvusRetriever",
+                 "verl_rec.retrieval.milvus.build:build_milvus_index")
 
 __all__ = [
     "BackendEntry",

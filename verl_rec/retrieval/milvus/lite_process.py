@@ -1,0 +1,174 @@
+"""Run the Milvus Lite engine (the C++ Milvus core shipped in the milvus-lite 2.5 wheel) as a
+child process, on a unix socket (embedded) or a TCP port (a separate server others reach by URI).
+
+We start the engine binary ourselves rather than through ``import milvus_lite``: that package's
+``__init__`` imports ``pkg_resources``, which setuptools >= 81 no longer ships. The binary takes
+``<db file> <address> <log level> [<lock file>]``; given a lock file it exits when its owner
+releases the lock; on Linux the child is also sent SIGTERM when the thread that started it
+dies (``PR_SET_PDEATHSIG``: also for the TCP server, and when the owner is SIGKILLed), so the
+engine never outlives its owner. Start it from a thread that lives as long as the engine.
+
+Run a separate server: ``python -m verl_rec.retrieval.milvus.lite_process --db DIR/milvus.db --port 19530``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import importlib.util
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from verl_rec.retrieval.index_metadata import RetrievalIndexError
+
+DB_FILE = "milvus.db"
+_DB_NAME = re.compile(r"^[a-zA-Z0-9.\-_]{1,35}$")  # what the engine accepts as a db file name
+
+
+class MilvusLiteError(RetrievalIndexError):
+    """The embedded engine cannot start over an index folder; the message says what to do."""
+
+
+def lite_binary() -> Path:
+    """The engine binary inside the installed milvus-lite wheel (found without importing it)."""
+    spec = importlib.util.find_spec("milvus_lite")
+    if spec is None or not spec.submodule_search_locations:
+        raise MilvusLiteError("milvus-lite is not installed; pip install 'milvus-lite==2.5.1' "
+                              "(or point index_path at a Milvus server URI)")
+    binary = Path(next(iter(spec.submodule_search_locations))) / "lib" / "milvus"
+    if not binary.is_file():
+        raise MilvusLiteError(f"milvus-lite is installed but has no engine binary at {binary}; reinstall "
+                              "milvus-lite==2.5.1 (a Linux/macOS wheel)")
+    return binary
+
+
+def _engine_env(binary: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["LD_LIBRARY_PATH"] = f"{binary.parent}:{env.get('LD_LIBRARY_PATH', '')}"
+    return env
+
+
+def _die_with_parent() -> None:
+    """In the engine child (Linux): be sent SIGTERM when the owner dies, even by SIGKILL."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the lock file (embedded mode) still ends the engine
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class LiteProcess:
+    """One Milvus Lite engine over ``db_file``, owned by this object: ``uri`` is what a
+    ``MilvusClient`` connects to; :meth:`stop` (or this process' exit) ends the engine."""
+
+    def __init__(self, db_file: str | Path, port: int | None = None, log_level: str = "ERROR",
+                 start_timeout: float = 60.0) -> None:
+        self.db_file = Path(db_file).absolute()
+        if not _DB_NAME.match(self.db_file.name):
+            raise MilvusLiteError(f"Milvus Lite db file name {self.db_file.name!r} must match {_DB_NAME.pattern}")
+        if not self.db_file.parent.is_dir():
+            raise MilvusLiteError(f"Milvus Lite folder {self.db_file.parent} does not exist; build the index "
+                                  "with python -m verl_rec.data_preprocess.build_index --backend milvus")
+        binary = lite_binary()
+        self._lock_path = self.db_file.parent / f".{self.db_file.name}.lock"
+        self._lock = open(self._lock_path, "a")  # noqa: SIM115  (held for the engine's lifetime)
+        try:
+            fcntl.lockf(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.close()
+            raise MilvusLiteError(f"Milvus Lite database {self.db_file} is open in another process (one process "
+                                  "owns an embedded engine); stop it, or serve the database as a separate server "
+                                  "(python -m verl_rec.retrieval.milvus.lite_process) and use its URI") from None
+        if port is None:
+            self._socket = Path(tempfile.mkdtemp(prefix="milvus-lite-")) / "engine.sock"
+            address, self.uri = f"unix:{self._socket}", f"unix:{self._socket}"
+            args = [str(binary), str(self.db_file), address, log_level, str(self._lock_path)]
+        else:
+            self._socket = None
+            address, self.uri = f"127.0.0.1:{port}", f"http://127.0.0.1:{port}"
+            args = [str(binary), str(self.db_file), address, log_level]
+        self._process = subprocess.Popen(args, env=_engine_env(binary), cwd=str(self.db_file.parent),
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                         preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+        self._wait_ready(start_timeout)
+
+    def _ready(self) -> bool:
+        if self._socket is not None:
+            return self._socket.exists()
+        with socket.socket() as sock:
+            return sock.connect_ex(("127.0.0.1", int(self.uri.rsplit(":", 1)[1]))) == 0
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                err = (self._process.stderr.read() or b"").decode(errors="replace")[-2000:]
+                self.stop()
+                raise MilvusLiteError(f"Milvus Lite engine over {self.db_file} exited at start "
+                                      f"(code {self._process.returncode}): {err.strip() or 'no output'}")
+            if self._ready():
+                return
+            time.sleep(0.05)
+        self.stop()
+        raise MilvusLiteError(f"Milvus Lite engine over {self.db_file} did not listen within {timeout:.0f}s")
+
+    @property
+    def pid(self) -> int:
+        return int(self._process.pid)
+
+    def stop(self) -> None:
+        """End the engine and release the database. Safe to call twice."""
+        if self._lock is not None and not self._lock.closed:
+            fcntl.lockf(self._lock, fcntl.LOCK_UN)
+            self._lock.close()
+        if self._process is not None and self._process.poll() is None:
+            self._process.send_signal(signal.SIGTERM)
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait(timeout=5)
+        if self._socket is not None:
+            self._socket.unlink(missing_ok=True)
+            try:
+                self._socket.parent.rmdir()
+            except OSError:
+                pass
+        self._lock_path.unlink(missing_ok=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Serve a Milvus Lite database on a TCP port until interrupted.")
+    parser.add_argument("--db", required=True, help=f"database file (an index folder's {DB_FILE}, or a new file)")
+    parser.add_argument("--port", type=int, default=19530)
+    args = parser.parse_args(argv)
+    Path(args.db).parent.mkdir(parents=True, exist_ok=True)
+    engine = LiteProcess(args.db, port=args.port)
+    print(f"Milvus Lite serving {engine.db_file} at {engine.uri} (pid {engine.pid})", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        engine._process.wait()
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        engine.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
