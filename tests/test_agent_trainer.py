@@ -31,7 +31,8 @@ pytestmark = pytest.mark.slow
 TOOL = {"type": "native", "top_k": 3, "result_tokens": 96, "max_query_words": 16, "max_query_chars": 160}
 MAX_SEARCHES = 2
 VAL_N = 4  # sampled validation rollouts per record
-AGENT_KEYS = ("search_calls", "searches", "search_errors", "first_search_ndcg@1000", "policy_tokens", "tool_tokens")
+AGENT_KEYS = ("search_calls", "searches", "search_errors", "search_failures", "first_search_ndcg@1000", "policy_tokens",
+              "tool_tokens")
 RESULT_BLOCK = re.compile(r"\[search \d+ of \d+\].*?(?=\nassistant\n|$)", re.S)
 
 
@@ -144,6 +145,7 @@ def test_agent_recipe_runs_two_grpo_steps_on_cpu(catalogs, agent_model, tmp_path
         if row["score"] > 0:
             assert row["score"] == pytest.approx(0.1 + row["ndcg@1000"], abs=1e-6)
         assert row["searches"] + row["search_errors"] == row["search_calls"] <= MAX_SEARCHES
+        assert row["search_failures"] == 0.0  # the service stayed up: no call failed on its side
 
 
 
