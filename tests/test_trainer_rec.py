@@ -40,7 +40,9 @@ BASE_KEYS = ("format_ok", "retrieval_error", "query_words", "query_repeated_word
 #: recipes this file does not run, and where they are tested instead
 ELSEWHERE: dict[str, str] = {"esci_bm25_agent": "tests/test_agent_trainer.py",
                              "c4_bm25_agent": "tests/test_agent_trainer.py",
-                             "esci_bm25_http": "tests/test_trainer_http.py"}
+                             "esci_bm25_http": "tests/test_trainer_http.py",
+                             # SmolLM2 for ~10 min: python -m bench.quickstart; its parts and command there
+                             "quickstart_vaswani": "tests/test_quickstart_llm.py"}
 RUN = [name for name in recipe_names() if name not in ELSEWHERE]
 ROLLOUT_N = 4
 WARMUP_STEPS = 300

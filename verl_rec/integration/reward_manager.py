@@ -70,12 +70,13 @@ class RecR1RewardManager(RewardManagerBase):
         self._warned_formats: set[str] = set()
 
     def prompt_opens_think(self, item, prompt_format: str) -> bool:
-        """Did this rollout's prompt end with an opened ``<think>``? (veRL left-pads prompts.)"""
+        """Did this rollout's prompt end with an opened ``<think>``, or with the format's whole pre-fill
+        that opens one? (veRL left-pads prompts.)"""
         fmt = get_format(prompt_format)
         prefill = fmt.assistant_prefill or ""
         n_tokens = PROMPT_TAIL_TOKENS + len(prefill.encode("utf-8"))  # a token holds at least one byte
         tail = self.tokenizer.decode(item.batch["prompts"][-n_tokens:], skip_special_tokens=False)
-        opened = tail.rstrip().endswith(THINK_OPEN)
+        opened = tail.rstrip().endswith(THINK_OPEN) or bool(fmt.think_prefilled and tail.endswith(prefill))
         if fmt.assistant_prefill and not tail.endswith(fmt.assistant_prefill) and prompt_format not in self._warned_formats:
             self._warned_formats.add(prompt_format)
             logger.warning("verl-rec: prompt format %r pre-fills %r, but this rollout's prompt ends with %r: the "

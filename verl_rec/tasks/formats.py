@@ -62,6 +62,8 @@ class FormatSpec:
     think_prefilled: bool = False
     max_query_words: int | None = None
     format_rule: str = "released"
+    #: what a pre-fill wrote after its ``<think>`` (a prefilled output continues it); "" for the paper's
+    prefill_after_think: str = ""
 
     def __post_init__(self) -> None:
         if self.format_rule not in FORMAT_RULES:
@@ -85,12 +87,15 @@ class PromptFormat:
 
     @property
     def think_prefilled(self) -> bool:
-        """The pre-fill opens the think block: the output continues inside ``<think>``."""
-        return bool(self.assistant_prefill) and self.assistant_prefill.rstrip().endswith("<think>")
+        """The pre-fill opens the think block: the output continues after its ``<think>`` (the
+        paper's pre-fill ends there; ``bm25_literature_short`` goes on into the answer)."""
+        return bool(self.assistant_prefill) and "<think>" in self.assistant_prefill
 
     @property
     def spec(self) -> FormatSpec:
-        return FormatSpec(answer_key=self.answer_key, require_think=True, think_prefilled=self.think_prefilled)
+        after = self.assistant_prefill.split("<think>", 1)[1] if self.think_prefilled else ""
+        return FormatSpec(answer_key=self.answer_key, require_think=True, think_prefilled=self.think_prefilled,
+                          prefill_after_think=after)
 
     def messages(self, record: TaskRecord) -> list[dict[str, str]]:
         """Chat messages for veRL's ``prompt`` column (the pre-fill is not a message: see :meth:`render`)."""
@@ -128,6 +133,10 @@ def _literature_user(record: TaskRecord) -> str:
         "Write the search query that will make the engine rank the papers this researcher wants "
         "as high as possible."
     )
+
+
+def _literature_short_user(record: TaskRecord) -> str:
+    return f'Request: "{record.query}"\nWrite a short search query for this request.'
 
 
 def _bm25_agent_user(record: TaskRecord) -> str:
@@ -181,6 +190,12 @@ _BM25_LITERATURE_SYSTEM = (
     "The engine is bag-of-words: it matches stemmed words and ignores word order, quotes and "
     "Boolean operators (AND, OR, NOT have no effect)."
 )
+_BM25_LITERATURE_SHORT_SYSTEM = (
+    "You write keyword queries for a BM25 search engine over scientific abstracts. "
+    'Answer format: <think>\n</think>\n<answer>{"query": "..."}</answer>'
+)
+#: the quickstart's pre-fill: an empty think, then the answer opened up to the query's first word
+SHORT_ANSWER_PREFILL = '<think>\n</think>\n<answer>{"query": "'
 _DENSE_SYSTEM = (
     "You write queries for a neural (dense embedding) product search engine. It compares the "
     "meaning of your text with product descriptions, so fluent, specific descriptions work best."
@@ -264,6 +279,10 @@ FORMATS: dict[str, PromptFormat] = {
         PromptFormat("bm25_query_rare_words", "search", _BM25_RARE_WORDS_SYSTEM, _bm25_user),
         # a TREC collection's verbose requests (verl_rec.data.trec_collection): scientific abstracts
         PromptFormat("bm25_literature", "search", _BM25_LITERATURE_SYSTEM, _literature_user),
+        # the quickstart's: a short prompt, and the answer pre-filled up to the query (an untrained
+        # small model then writes a query at once; the reward reads the output after the pre-fill)
+        PromptFormat("bm25_literature_short", "search", _BM25_LITERATURE_SHORT_SYSTEM, _literature_short_user,
+                     append_rules=False, assistant_prefill=SHORT_ANSWER_PREFILL),
         PromptFormat("bm25_agent", "search", _BM25_SYSTEM, _bm25_agent_user),  # verl_rec.agent: may search first
         PromptFormat("dense_expansion", "search", _DENSE_SYSTEM, _dense_user),
         PromptFormat("review_rewrite", "search", _DENSE_SYSTEM, _review_user),
