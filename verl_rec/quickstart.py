@@ -214,13 +214,15 @@ def run_llm(args: argparse.Namespace, overrides: list[str], work_dir: Path, log:
         from verl_rec.cpu_backend.overrides import cpu_env
 
         env.update(cpu_env())
-    steps = args.steps or llm.STEPS
+    steps = args.steps or llm.recipe_steps()
     say(f"training SmolLM2-135M-Instruct: stock main_ppo on the {llm.RECIPE} recipe, {steps} GRPO steps "
         f"(prepared in {time.monotonic() - started:.0f} s)")
     log.write(f"\n=== {' '.join(cmd)}\n")
     code, history = train(cmd, env, work_dir, log, args.verbose, row=lambda s, m: llm.step_line(s, m, steps))
     if code == 0:
-        say(llm.results(work_dir, task, history, time.monotonic() - started, log_path))
+        with engine_output(None if args.verbose else log):  # the JVM's warnings while scoring the raw requests
+            line = llm.results(work_dir, task, history, time.monotonic() - started, log_path)
+        say(line)
     return code
 
 

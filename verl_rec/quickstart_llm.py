@@ -27,8 +27,6 @@ from typing import TextIO
 from verl_rec.recipes import RECIPES_DIR
 
 RECIPE = "quickstart_vaswani"
-#: ``trainer.total_training_steps`` of the recipe (the CLI's --steps changes it)
-STEPS = 14
 VALIDATION_DIR = "validation"
 
 
@@ -72,9 +70,16 @@ def prepare(work: Path, log: TextIO | None) -> tuple[Path, Path]:
     return model, task
 
 
+def recipe_steps() -> int:
+    """The recipe's ``trainer.total_training_steps`` (the CLI's ``--steps`` changes it)."""
+    from omegaconf import OmegaConf
+
+    return int(OmegaConf.load(RECIPES_DIR / f"{RECIPE}.yaml").trainer.total_training_steps)
+
+
 def command(gpu: bool, model: Path, work: Path, overrides: list[str], steps: int | None) -> list[str]:
     """``main_ppo`` on the recipe; validation before the first and after the last step only."""
-    steps = steps or STEPS
+    steps = steps or recipe_steps()
     cmd = [sys.executable, "-m", "verl.trainer.main_ppo", f"--config-dir={RECIPES_DIR}", f"--config-name={RECIPE}"]
     if not gpu:
         from verl_rec.cpu_backend.overrides import cpu_overrides

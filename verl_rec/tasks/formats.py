@@ -136,7 +136,7 @@ def _literature_user(record: TaskRecord) -> str:
 
 
 def _literature_short_user(record: TaskRecord) -> str:
-    return f'Request: "{record.query}"\nWrite a short search query for this request.'
+    return f'Request: "{record.query}"\nWrite the search query: the words that name the topic.'
 
 
 def _bm25_agent_user(record: TaskRecord) -> str:
