@@ -40,7 +40,9 @@ BASE_KEYS = ("format_ok", "retrieval_error", "query_words", "query_repeated_word
 #: recipes this file does not run, and where they are tested instead
 ELSEWHERE: dict[str, str] = {"esci_bm25_agent": "tests/test_agent_trainer.py",
                              "c4_bm25_agent": "tests/test_agent_trainer.py",
-                             "esci_bm25_http": "tests/test_trainer_http.py"}
+                             "esci_bm25_http": "tests/test_trainer_http.py",
+                             "esci_bm25_milvus": "tests/test_trainer_milvus.py",
+                             "esci_dense_milvus": "tests/test_trainer_milvus.py"}
 RUN = [name for name in recipe_names() if name not in ELSEWHERE]
 ROLLOUT_N = 4
 WARMUP_STEPS = 300
@@ -73,7 +75,7 @@ def read_recipe(name: str, data: RecipeData) -> RecipeRun:
         index = Path(retrieval.index_path)
         backend = retrieval.backend
         assert INDEX_BACKENDS.get(index.name, backend) == backend, (name, index, backend)
-        data.index(index, backend)
+        data.index(index, backend, retrieval.get("backend_options"))
     metrics = tuple(dict.fromkeys([kwargs.metric, *kwargs.eval_metrics]))
     return RecipeRun(train, val, cfg.data.prompt_format, backend, metrics)
 
