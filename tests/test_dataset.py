@@ -88,7 +88,7 @@ def test_rerank_rows_carry_their_candidate_ids(tmp_path, tokenizer):
 
 
 def test_paper_format_rows_select_the_prefill_agent_loop(tmp_path, tokenizer):
-    from verl_rec.integration.plugin import PREFILL_AGENT_LOOP
+    from verl_rec.tasks.formats import PREFILL_AGENT_LOOP
 
     path = tmp_path / "records.parquet"
     write_records(RECORDS[:1], path)

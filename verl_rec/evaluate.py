@@ -54,7 +54,6 @@ from pathlib import Path
 from typing import Any
 
 from verl_rec.agent.episode import Episode
-from verl_rec.agent.prompts import is_agent_format
 from verl_rec.data.io import InputError
 from verl_rec.evaluation import report
 from verl_rec.evaluation.inputs import read_many, read_outputs, write_episodes, write_outputs
@@ -67,7 +66,7 @@ from verl_rec.evaluation.scoring import (
     summarize,
 )
 from verl_rec.metrics import parse_metric
-from verl_rec.tasks.formats import TASK_FORMATS, FormatSpec, format_spec, get_format
+from verl_rec.tasks.formats import FORMATS, TASK_FORMATS, FormatSpec, get_format
 from verl_rec.tasks.records import TaskRecord
 
 
@@ -88,7 +87,7 @@ def format_specs(tasks: set[str], prompt_format: str | None, think_prefilled: bo
         fmt = get_format(prompt_format or TASK_FORMATS[task])
         if fmt.task != task:
             raise InputError(f"--prompt-format {fmt.name!r} is for {fmt.task} records, but the records hold {task}")
-        specs[task] = format_spec(fmt.name, think_prefilled, max_query_words, format_rule)
+        specs[task] = fmt.spec_for(think_prefilled, max_query_words, format_rule)
     return specs
 
 
@@ -164,7 +163,8 @@ def first_stage_orders(record_paths: Sequence[str]) -> dict[str, Any]:
 
 
 def agent_format(args: argparse.Namespace) -> bool:
-    return is_agent_format(args.prompt_format or "")
+    fmt = FORMATS.get(args.prompt_format or "")
+    return fmt is not None and fmt.searches
 
 
 def build_parser() -> argparse.ArgumentParser:

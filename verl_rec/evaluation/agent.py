@@ -29,7 +29,7 @@ from verl_rec.agent.protocol import (
     render_error,
     render_results,
 )
-from verl_rec.agent.settings import SearchToolSettings
+from verl_rec.agent.tool_settings import SearchToolSettings
 from verl_rec.tasks.formats import get_format
 from verl_rec.tasks.records import TaskRecord
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
+from verl_rec.reward.contract import RewardSpec
 from verl_rec.reward.parsing import ParsedOutput
 from verl_rec.reward.scorer import Pending, prepare, prepare_answer, score_with_search
-from verl_rec.reward.scoring import RewardSpec
 from verl_rec.tasks.formats import FormatSpec
 from verl_rec.tasks.records import TaskRecord
 

@@ -1,6 +1,7 @@
 """The ``rec_search_agent`` loop: veRL's tool agent loop with the search tool, plus what the reward needs.
 
-Registered by the plugin under :data:`AGENT_LOOP_NAME`; a recipe selects it with
+Registered by the plugin under :data:`~verl_rec.tasks.formats.SEARCH_AGENT_LOOP`, the agent loop
+of the formats that search; a recipe selects it with
 ``actor_rollout_ref.rollout.agent.default_agent_loop: rec_search_agent``. Everything else is
 veRL's ``ToolAgentLoop`` as configured by ``actor_rollout_ref.rollout.multi_turn``: the policy
 writes, a Hermes ``<tool_call>`` runs the tool, the tool's text is appended as a tool message
@@ -28,9 +29,9 @@ from verl.experimental.agent_loop.agent_loop import AgentLoopOutput, register
 from verl.experimental.agent_loop.tool_agent_loop import ToolAgentLoop
 
 from verl_rec.agent.episode import CALLS_KEY, EPISODE_KEY, Episode, SearchCall, last_turn_span
-from verl_rec.agent.prompts import AGENT_LOOP_NAME
 from verl_rec.integration.search_tool import SearchTool
 from verl_rec.retrieval.service.config import ServiceConfig
+from verl_rec.tasks.formats import SEARCH_AGENT_LOOP
 
 TOOL_CONFIG_KEY = "actor_rollout_ref.rollout.multi_turn.tool_config_path"
 
@@ -44,7 +45,7 @@ def reward_service_config(config: Any) -> ServiceConfig | None:
     return ServiceConfig.from_mapping(values)
 
 
-@register(AGENT_LOOP_NAME)
+@register(SEARCH_AGENT_LOOP)
 class SearchAgentLoop(ToolAgentLoop):
     """veRL's ``ToolAgentLoop`` with the search tool bound and the episode recorded."""
 
@@ -52,11 +53,11 @@ class SearchAgentLoop(ToolAgentLoop):
         super().__init__(*args, **kwargs)
         search_tools = [tool for tool in self.tools.values() if isinstance(tool, SearchTool)]
         if not search_tools:
-            raise ValueError(f"the {AGENT_LOOP_NAME} agent loop found no search tool: set {TOOL_CONFIG_KEY} to a yaml "
+            raise ValueError(f"the {SEARCH_AGENT_LOOP} agent loop found no search tool: set {TOOL_CONFIG_KEY} to a yaml "
                              "declaring verl_rec.integration.search_tool.SearchTool (the package ships "
                              "${verl_rec_path:recipes/tools/search_tool.yaml})")
         if not self.max_user_turns:
-            raise ValueError(f"the {AGENT_LOOP_NAME} agent loop needs actor_rollout_ref.rollout.multi_turn.max_user_turns "
+            raise ValueError(f"the {SEARCH_AGENT_LOOP} agent loop needs actor_rollout_ref.rollout.multi_turn.max_user_turns "
                              "(the most searches per episode, e.g. 3)")
         service = reward_service_config(self.config)
         for tool in search_tools:

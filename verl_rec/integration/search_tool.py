@@ -7,7 +7,7 @@ package ships ``recipes/tools/search_tool.yaml``)::
       - class_name: verl_rec.integration.search_tool.SearchTool
         config: {type: native, top_k: 10, result_tokens: 256, max_query_words: 64, max_query_chars: 512}
 
-The ``config`` keys besides ``type`` are :class:`~verl_rec.agent.settings.SearchToolSettings`.
+The ``config`` keys besides ``type`` are :class:`~verl_rec.agent.tool_settings.SearchToolSettings`.
 The retrieval service is the reward's (``reward.reward_kwargs.retrieval``, which must name
 ``doc_text_path``): the agent loop (:mod:`verl_rec.integration.search_agent_loop`) binds it,
 with the policy's tokenizer and the episode's call limit (``multi_turn.max_user_turns``), so
@@ -44,7 +44,7 @@ from verl_rec.agent.protocol import (
     render_error,
     render_results,
 )
-from verl_rec.agent.settings import SearchToolSettings
+from verl_rec.agent.tool_settings import SearchToolSettings
 from verl_rec.retrieval.service.client import RetrievalClient
 from verl_rec.retrieval.service.config import ServiceConfig
 
