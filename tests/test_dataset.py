@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from verl_rec.data.esci import write_records
 from verl_rec.reward.parsing import parse_output
 from verl_rec.tasks.formats import FORMATS, get_format
+from verl_rec.tasks.record_files import write_records
 from verl_rec.tasks.records import Candidate, TaskRecord
 
 RECORDS = [

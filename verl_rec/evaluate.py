@@ -54,9 +54,9 @@ from pathlib import Path
 from typing import Any
 
 from verl_rec.agent.episode import Episode
-from verl_rec.data.io import InputError
+from verl_rec.errors import InputError
 from verl_rec.evaluation import report
-from verl_rec.evaluation.inputs import read_many, read_outputs, write_episodes, write_outputs
+from verl_rec.evaluation.inputs import read_outputs, write_episodes, write_outputs
 from verl_rec.evaluation.scoring import (
     DEFAULT_METRICS,
     prepare_outputs,
@@ -67,6 +67,7 @@ from verl_rec.evaluation.scoring import (
 )
 from verl_rec.metrics import parse_metric
 from verl_rec.tasks.formats import FORMATS, TASK_FORMATS, FormatSpec, get_format
+from verl_rec.tasks.record_files import read_many
 from verl_rec.tasks.records import TaskRecord
 
 
@@ -154,7 +155,7 @@ def doc_text_path(args: argparse.Namespace) -> str:
 
 def first_stage_orders(record_paths: Sequence[str]) -> dict[str, Any]:
     """Rerank sidecar rows (the first-stage order) of every records file that has one, by record id."""
-    from verl_rec.data.rerank import read_sidecar
+    from verl_rec.builders.rerank import read_sidecar
 
     first_stage: dict[str, Any] = {}
     for path in record_paths:

@@ -291,7 +291,7 @@ FORMATS: dict[str, PromptFormat] = {
     for f in (
         PromptFormat("bm25_query", "search", _BM25_SYSTEM, _bm25_user),
         PromptFormat("bm25_query_rare_words", "search", _BM25_RARE_WORDS_SYSTEM, _bm25_user),
-        # a TREC collection's verbose requests (verl_rec.data.trec_collection): scientific abstracts
+        # a TREC collection's verbose requests (verl_rec.builders.trec_collection): scientific abstracts
         PromptFormat("bm25_literature", "search", _BM25_LITERATURE_SYSTEM, _literature_user),
         PromptFormat("bm25_agent", "search", _BM25_SYSTEM, _bm25_agent_user, agent_loop=SEARCH_AGENT_LOOP),
         PromptFormat("dense_expansion", "search", _DENSE_SYSTEM, _dense_user),
