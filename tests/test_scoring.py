@@ -186,7 +186,7 @@ def test_a_batch_counts_a_failed_search_or_raises_it():
 
 
 def test_evaluation_scores_through_the_scorer_and_counts_failures():
-    from verl_rec.evaluation.scoring import prepare_outputs, prepare_raw, reward_specs, score_system
+    from verl_rec.evaluation.systems import prepare_outputs, prepare_raw, reward_specs, score_system
     from verl_rec.tasks.records import TaskRecord
 
     records = [TaskRecord(f"r{i}", "esci", "search", {"shoe": 1.0}, query="hat shoe") for i in range(3)]
