@@ -3,21 +3,12 @@
 Registered by the plugin under :data:`~verl_rec.tasks.formats.SEARCH_AGENT_LOOP`, the agent loop
 of the formats that search; a recipe selects it with
 ``actor_rollout_ref.rollout.agent.default_agent_loop: rec_search_agent``. Everything else is
-veRL's ``ToolAgentLoop`` as configured by ``actor_rollout_ref.rollout.multi_turn``: the policy
-writes, a Hermes ``<tool_call>`` runs the tool, the tool's text is appended as a tool message
-(its tokens get ``response_mask`` 0, so they are never trained on), and the policy writes again.
-The episode ends on a turn without a call, after ``max_user_turns`` tool turns (T: the turn
-after the T-th result is final whatever it holds), or when ``response_length`` is used up.
-
-On top of veRL's loop this class:
-
-* binds the search tool to the reward's retrieval service (``reward.reward_kwargs.retrieval``),
-  the policy's tokenizer and T, once per worker process;
-* before and after each episode, raises the tool's ``SearchEngineDown`` once the retrieval
-  service has failed ``max_consecutive_failures`` calls in a row (the run stops, loudly);
-* after the episode, records an :class:`~verl_rec.agent.episode.Episode` in ``extra_fields``:
-  the text of the final turn (the last run of policy tokens), the calls, and the counts of
-  policy and tool tokens; and ``tool_call_counts``, which veRL logs as ``tool_call_counts/*``.
+veRL's ``ToolAgentLoop`` as configured by ``actor_rollout_ref.rollout.multi_turn`` (tool
+outputs get ``response_mask`` 0; at most ``max_user_turns`` tool turns). On top of it this
+class binds the search tool to the reward's retrieval service once per worker, stops the run
+(``SearchEngineDown``) once the service has failed ``max_consecutive_failures`` calls in a
+row, and records an :class:`~verl_rec.agent.episode.Episode` (final turn, calls, policy and
+tool token counts) and ``tool_call_counts`` in ``extra_fields``.
 """
 
 from __future__ import annotations
