@@ -21,7 +21,7 @@ pytest.importorskip("pymilvus")
 
 from helpers_contract import in_contract  # noqa: E402
 from helpers_recipe_data import RecipeData  # noqa: E402
-from test_trainer_rec import BASE_KEYS, ROLLOUT_N, WARMUP_STEPS, longest, read_generations, read_recipe  # noqa: E402
+from test_trainer_rec import BASE_KEYS, ROLLOUT_N, plan_recipes, read_generations  # noqa: E402
 from verl_rec.devkit.cpu_sizes import CpuSizes, recipe_cpu_overrides  # noqa: E402
 from verl_rec.recipes import RECIPES_DIR as RECIPES  # noqa: E402
 
@@ -45,14 +45,9 @@ def data_root(tmp_path_factory):
 @pytest.fixture(scope="module")
 def plan(data_root, tmp_path_factory):
     """Both recipes' data and Milvus collections, and one tiny model warmed up on their formats."""
-    from verl_rec.devkit.format_warmup import WarmupTask, warm_up_formats
-    from verl_rec.devkit.tiny_model import build_tiny_model
-
-    runs = {name: read_recipe(name, data_root) for name in RECIPES_RUN}
+    model, runs = plan_recipes(RECIPES_RUN, data_root, tmp_path_factory.mktemp("tiny"))
     assert {r.backend for r in runs.values()} == {"milvus"}
-    tasks = list(dict.fromkeys(WarmupTask(r.train_file, r.prompt_format) for r in runs.values()))
-    model = warm_up_formats(build_tiny_model(tmp_path_factory.mktemp("tiny"), seed=0), tasks, steps=WARMUP_STEPS)
-    return model, {name: longest(model, r) for name, r in runs.items()}
+    return model, runs
 
 
 def _train(plan, data_root, tmp_path, recipe: str, extra_env: dict[str, str]):
