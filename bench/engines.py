@@ -119,7 +119,7 @@ def vaswani_quality(work: Path) -> dict[str, Any]:
 def example_quality(work: Path) -> dict[str, Any]:
     import pandas as pd
 
-    from verl_rec.data.esci import EsciOptions, build_esci
+    from verl_rec.builders.esci import EsciOptions, build_esci
     from verl_rec.devkit.synthetic_catalog import write_esci_release
 
     raw = write_esci_release(work / "example_raw")

@@ -66,7 +66,7 @@ def recipe_reward_workers(default: int = 2) -> int:
 
 
 def reward_spec(k: int):
-    from verl_rec.reward.scoring import RewardSpec
+    from verl_rec.reward.contract import RewardSpec
 
     return RewardSpec(metric=f"ndcg@{k}")
 
@@ -118,8 +118,8 @@ class PaperLoop:
 
     def score(self, text: str, targets: Sequence[str]) -> float:
         from verl_rec.metrics import ndcg_at_k
+        from verl_rec.reward.contract import reward_from_metric
         from verl_rec.reward.parsing import parse_output
-        from verl_rec.reward.scoring import reward_from_metric
 
         parsed = parse_output(text)
         if not parsed.ok:

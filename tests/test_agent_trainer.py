@@ -54,7 +54,7 @@ def catalogs(tmp_path_factory):
 @pytest.fixture(scope="module")
 def agent_model(tmp_path_factory, catalogs):
     """The tiny model (its tokenizer knows the agent's syntax), taught the call and answer format."""
-    from verl_rec.agent.settings import SearchToolSettings
+    from verl_rec.agent.tool_settings import SearchToolSettings
     from verl_rec.devkit.agent_warmup import agent_corpus, warm_up_agent
     from verl_rec.devkit.tiny_model import build_tiny_model
 

@@ -49,7 +49,7 @@ def steps(small_catalog):
 
 
 def _spec():
-    from verl_rec.reward.scoring import RewardSpec
+    from verl_rec.reward.contract import RewardSpec
 
     return RewardSpec(metric=f"ndcg@{K}", eval_metrics=EVAL)
 
@@ -58,11 +58,12 @@ def _fast_and_slow(service, samples):
     """Rewards by the reward's one scorer, two ways: one sample at a time against the service's
     target positions (the reward manager's path), and in one batch from full rankings of the
     same engine (``compute_score``'s and the evaluation's path)."""
+    from verl_rec.qrels import as_qrels
     from verl_rec.reward.scorer import prepare, score_with_search, score_with_service
     from verl_rec.tasks.formats import FormatSpec
 
     spec = _spec()
-    pendings = [prepare(s.text, list(s.targets), FormatSpec(), spec) for s in samples]
+    pendings = [prepare(s.text, as_qrels(s.targets), FormatSpec(), spec) for s in samples]
 
     async def one_by_one():
         return await asyncio.gather(*(score_with_service(p, service) for p in pendings))

@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 
 from helpers_releases import write_c4_release
-from verl_rec.data.download import cached_path, resolve_input
+from verl_rec.builders.download import cached_path, resolve_input
 from verl_rec.data_preprocess.c4 import main
-from verl_rec.evaluation.inputs import read_records
+from verl_rec.tasks.record_files import read_records
 
 ITEMS = [
     {"item_id": "G1", "category": "Games", "metadata": "Wireless controller for consoles. Product Description Long battery."},
@@ -160,7 +160,7 @@ def test_resolve_input_local_and_file_url(tmp_path: Path) -> None:
 
 
 def test_resolve_input_bad_url_names_it(tmp_path: Path) -> None:
-    from verl_rec.data.io import InputError
+    from verl_rec.errors import InputError
 
     url = (tmp_path / "absent.csv").as_uri()
     with pytest.raises(InputError, match="absent.csv"):

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from verl_rec.data_preprocess.esci import main
-from verl_rec.evaluation.inputs import read_records
+from verl_rec.tasks.record_files import read_records
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -9,12 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from verl_rec.data.esci import write_records
-from verl_rec.data.rerank import RerankOptions, build_rerank, read_sidecar
+from verl_rec.builders.rerank import RerankOptions, build_rerank, read_sidecar
 from verl_rec.data_preprocess.rerank import main
-from verl_rec.evaluation.inputs import read_records
 from verl_rec.retrieval.base import Retriever, SearchHits
 from verl_rec.tasks.formats import get_format
+from verl_rec.tasks.record_files import read_records, write_records
 from verl_rec.tasks.records import TaskRecord
 
 N_DOCS, N_RECORDS, K = 40, 30, 8

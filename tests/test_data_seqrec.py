@@ -17,7 +17,7 @@ import pytest
 
 from helpers_releases import seqrec_meta, write_seqrec_release
 from verl_rec.data_preprocess.seqrec import main
-from verl_rec.evaluation.inputs import read_records
+from verl_rec.tasks.record_files import read_records
 
 CATEGORY = "All_Beauty"
 

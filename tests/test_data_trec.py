@@ -9,8 +9,7 @@ import pandas as pd
 import pytest
 
 from conftest import VASWANI_DIR
-from verl_rec.data.io import InputError
-from verl_rec.data.requests import (
+from verl_rec.builders.requests import (
     REQUEST_TEMPLATES,
     UNSEEN_REQUEST_TEMPLATES,
     read_templates,
@@ -18,10 +17,11 @@ from verl_rec.data.requests import (
     seeded_template,
     topic_text,
 )
-from verl_rec.data.trec_collection import TrecOptions, build_trec_collection, split_queries
+from verl_rec.builders.trec_collection import TrecOptions, build_trec_collection, split_queries
 from verl_rec.devkit.own_query_warmup import answer_overlap, own_query
-from verl_rec.evaluate import sampled_records
+from verl_rec.errors import InputError
 from verl_rec.evaluation.generate import Sampling
+from verl_rec.evaluation.systems import sampled_records
 from verl_rec.tasks.formats import get_format
 from verl_rec.tasks.records import TaskRecord
 

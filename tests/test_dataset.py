@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from verl_rec.data.esci import write_records
 from verl_rec.reward.parsing import parse_output
 from verl_rec.tasks.formats import FORMATS, get_format
+from verl_rec.tasks.record_files import write_records
 from verl_rec.tasks.records import Candidate, TaskRecord
 
 RECORDS = [
@@ -88,7 +88,7 @@ def test_rerank_rows_carry_their_candidate_ids(tmp_path, tokenizer):
 
 
 def test_paper_format_rows_select_the_prefill_agent_loop(tmp_path, tokenizer):
-    from verl_rec.integration.plugin import PREFILL_AGENT_LOOP
+    from verl_rec.tasks.formats import PREFILL_AGENT_LOOP
 
     path = tmp_path / "records.parquet"
     write_records(RECORDS[:1], path)

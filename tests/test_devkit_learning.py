@@ -69,10 +69,10 @@ def test_prompt_ids_are_the_chat_template_then_the_prefill(tmp_path):
 
 @pytest.mark.parametrize("n_topics", [1, 4])
 def test_vocab_task_retrieves_as_documented(tmp_path, n_topics):
-    from verl_rec.evaluation.inputs import read_records
     from verl_rec.metrics import evaluate_positions, first_positions
     from verl_rec.retrieval.bm25s.build import build_bm25s_index
     from verl_rec.retrieval.bm25s.retriever import Bm25sRetriever
+    from verl_rec.tasks.record_files import read_records
 
     task = write_vocab_task(tmp_path / "task", n_topics=n_topics)
     assert sorted(task.menu) == sorted([w for _, w in TOPICS[:n_topics]] + list(DECOYS[: MENU_SIZE - n_topics]))

@@ -14,12 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from verl_rec.data.esci import write_records
 from verl_rec.data_preprocess import build_index
 from verl_rec.data_preprocess.esci import main as build_esci_main
 from verl_rec.devkit.synthetic_catalog import write_esci_release
 from verl_rec.evaluate import main as evaluate_main
-from verl_rec.evaluation.inputs import read_records
+from verl_rec.tasks.record_files import read_records, write_records
 from verl_rec.tasks.records import TaskRecord
 
 SEARCH_METRICS = ("ndcg@10", "ndcg@20", "ndcg@100", "recall@100")
@@ -159,7 +158,7 @@ def test_model_outputs_with_tiny_model(chain: Path, tmp_path: Path) -> None:
 
 
 def test_rerank_records(chain: Path, tmp_path: Path) -> None:
-    from verl_rec.data.rerank import RerankOptions, build_rerank, read_sidecar
+    from verl_rec.builders.rerank import RerankOptions, build_rerank, read_sidecar
     from verl_rec.retrieval.registry import open_retriever
 
     with open_retriever("bm25s", str(chain / "index_bm25s")) as retriever:
@@ -187,7 +186,7 @@ def test_rerank_records(chain: Path, tmp_path: Path) -> None:
 def test_reranked_lists_that_are_not_permutations_are_format_failures(chain: Path, tmp_path: Path) -> None:
     """Answering only the relevant item, or repeating it, once scored a perfect NDCG: now each is a
     format failure (``not_a_permutation``), averaged as 0 over every record."""
-    from verl_rec.data.rerank import RerankOptions, build_rerank
+    from verl_rec.builders.rerank import RerankOptions, build_rerank
     from verl_rec.retrieval.registry import open_retriever
 
     with open_retriever("bm25s", str(chain / "index_bm25s")) as retriever:

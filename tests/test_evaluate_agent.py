@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from verl_rec.agent.protocol import tool_call_text
-from verl_rec.agent.settings import SearchToolSettings
+from verl_rec.agent.tool_settings import SearchToolSettings
 from verl_rec.tasks.records import TaskRecord
 
 PRODUCTS = [("P1", "Acme Wireless Controller Black"), ("P2", "Zenith Wired Controller Red"),

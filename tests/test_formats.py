@@ -133,3 +133,18 @@ def test_rare_words_hint_only_in_its_named_alternative():
     # the paper's prompt keeps its request for Boolean operators (the engine drops them: docs/fidelity.md)
     record = TaskRecord("r", "esci", "search", {"B1": 1.0}, query="q")
     assert "Boolean operators (AND, OR)" in get_format("paper_sparse").messages(record)[1]["content"]
+
+
+def test_each_format_names_the_agent_loop_that_renders_it():
+    """The format owns its agent loop: a pre-fill needs the prefill loop, a searching format the search loop."""
+    from verl_rec.agent.protocol import tool_call_text
+    from verl_rec.tasks.formats import PREFILL_AGENT_LOOP, SEARCH_AGENT_LOOP, PromptFormat
+
+    record = TaskRecord("r", "esci", "search", {"B1": 1.0}, query="q")
+    for name, fmt in FORMATS.items():
+        expected = PREFILL_AGENT_LOOP if fmt.assistant_prefill else SEARCH_AGENT_LOOP if fmt.searches else None
+        assert fmt.agent_loop == expected, name
+        assert (tool_call_text("your query") in fmt.messages(record)[1]["content"]) == fmt.searches, name
+    assert sorted(name for name, fmt in FORMATS.items() if fmt.searches) == ["bm25_agent"]
+    with pytest.raises(ValueError, match="verl_rec_prefill"):
+        PromptFormat("x", "search", "s", lambda r: "u", assistant_prefill="<think>")

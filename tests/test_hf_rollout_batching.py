@@ -29,13 +29,13 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny_model"), seed=0)
 
 
-def make_server(model_dir: Path, response_length: int = 12, **hf: object):
+def make_server(model_dir: Path, response_length: int = 12, seed: int = 42, **hf: object):
     from verl.workers.config import RolloutConfig
 
     from verl_rec.cpu_backend.hf_rollout.server import HFRolloutServer
 
     config = RolloutConfig(name=ROLLOUT_NAME, prompt_length=64, response_length=response_length, dtype="float32",
-                           engine_kwargs={"hf": hf})
+                           engine_kwargs={"hf": hf}, seed=seed)
     model_config = {"path": str(model_dir), "override_config": {"attn_implementation": "sdpa"}}
     server = HFRolloutServer(config, model_config, replica_rank=0)
     calls: list[int] = []
@@ -106,6 +106,17 @@ def test_requests_are_grouped_by_sampling_settings_and_keep_their_budgets(tiny_m
     assert len(outputs[2].token_ids) <= 3
     alone = burst(single_server, [(ids[2], short), (ids[0], GREEDY)])
     assert outputs[2].token_ids == alone[0].token_ids and outputs[0].token_ids == alone[1].token_ids
+
+
+def test_the_rollout_seed_decides_the_samples(tiny_model_dir: Path) -> None:
+    """As veRL seeds vLLM: the same ``rollout.seed`` repeats a run's samples, another seed changes them."""
+    def sampled(seed: int) -> list[list[int]]:
+        server, _ = make_server(tiny_model_dir, response_length=24, seed=seed)
+        return [out.token_ids for out in burst(server, [(p, SAMPLED) for p in prompts(server)])]
+
+    first = sampled(1)
+    assert sampled(1) == first
+    assert sampled(2) != first
 
 
 def test_batch_size_is_capped(tiny_model_dir: Path) -> None:

@@ -354,11 +354,12 @@ def test_a_refused_query_is_a_retrieval_error_in_the_reward(vaswani_lucene, capl
 
     from jnius import autoclass
 
+    from verl_rec.qrels import parse_qrels
     from verl_rec.retrieval.service.actor import RetrievalService
     from verl_rec.retrieval.service.config import ServiceConfig
+    from verl_rec.reward.contract import RewardSpec
+    from verl_rec.reward.reward_kwargs import RewardSettings
     from verl_rec.reward.scorer import ServiceScorer, prepare, score_with_search
-    from verl_rec.reward.scoring import RewardSpec
-    from verl_rec.reward.settings import RewardSettings
     from verl_rec.tasks.formats import FormatSpec
 
     too_long = " ".join(f"zq{i}x" for i in range(1500))
@@ -383,7 +384,7 @@ def test_a_refused_query_is_a_retrieval_error_in_the_reward(vaswani_lucene, capl
     index_searcher = autoclass("org.apache.lucene.search.IndexSearcher")
     index_searcher.setMaxClauseCount(1024)
     try:
-        pendings = [prepare(output(q), target, FormatSpec(), RewardSpec()) for q in (too_long, good)]
+        pendings = [prepare(output(q), parse_qrels(target), FormatSpec(), RewardSpec()) for q in (too_long, good)]
         batch = score_with_search(pendings, vaswani_lucene.search)
         refused, found = (asyncio.run(scorer.score_text(output(q), target)) for q in (too_long, good))
     finally:

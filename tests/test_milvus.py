@@ -170,8 +170,8 @@ def test_the_service_owns_the_embedded_engine_and_the_reward_scores_through_it(c
 
     from verl_rec.retrieval.service.actor import RetrievalService
     from verl_rec.retrieval.service.config import ServiceConfig
+    from verl_rec.reward.reward_kwargs import RewardSettings
     from verl_rec.reward.scorer import ServiceScorer
-    from verl_rec.reward.settings import RewardSettings
 
     service = RetrievalService(ServiceConfig(backend="milvus", index_path=str(catalog_bm25), batch_window_ms=0))
     try:

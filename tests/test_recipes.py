@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 
 from verl_rec.recipes import RECIPES_DIR as RECIPES
 from verl_rec.recipes import recipe_names
-from verl_rec.reward.settings import RewardSettings
+from verl_rec.reward.reward_kwargs import RewardSettings
 from verl_rec.tasks.formats import PAPER_PREFILL, get_format
 
 NAMES = recipe_names()

@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 from verl_rec.qrels import parse_qrels
 from verl_rec.retrieval.base import Retriever, SearchHits
 from verl_rec.reward.compute_score import compute_score, split_kwargs
+from verl_rec.reward.contract import RewardSpec, reward_from_metric, score_ranking
 from verl_rec.reward.parsing import ParsedOutput, parse_output
-from verl_rec.reward.scoring import RewardSpec, reward_from_metric, score_ranking
-from verl_rec.tasks.formats import FormatSpec
+from verl_rec.tasks.formats import FormatSpec, get_format
 
 EXTRA_KEYS = {"format_ok", "retrieval_error", "query_words", "query_repeated_words", "query_repeat_share",
               "ndcg@1000", "ndcg@10", "recall@100"}
@@ -120,7 +120,7 @@ def test_task_record_qrels_errors_name_the_row_and_column():
 def test_settings_keys_are_the_spec_fields_and_both_entry_points_take_them():
     from dataclasses import fields
 
-    from verl_rec.reward.settings import FORMAT_KEYS, RECIPE_FORMAT_KEYS, REWARD_KEYS, RewardSettings
+    from verl_rec.reward.reward_kwargs import FORMAT_KEYS, RECIPE_FORMAT_KEYS, REWARD_KEYS, RewardSettings
 
     assert REWARD_KEYS == tuple(f.name for f in fields(RewardSpec))
     assert set(RECIPE_FORMAT_KEYS) < set(FORMAT_KEYS) == {f.name for f in fields(FormatSpec)}
@@ -131,7 +131,7 @@ def test_settings_keys_are_the_spec_fields_and_both_entry_points_take_them():
         metric="recall@5", eval_metrics=("ndcg@10",), format_penalty=-1.0, bonus=0.2, retrieval_error_score=-0.5,
         repeat_penalty=0.3, length_penalty=0.01, length_penalty_after=20)
     settings = RewardSettings.from_mapping({"think_prefilled": True, "max_query_words": 3})
-    assert settings.format_spec("rerank") == FormatSpec(answer_key="reranked_items", think_prefilled=True, max_query_words=3)
+    assert settings.format_spec(get_format("rerank")) == FormatSpec(answer_key="reranked_items", think_prefilled=True, max_query_words=3)
     with pytest.raises(KeyError, match="answer_key"):  # the prompt format decides it, not the recipe
         RewardSettings.from_mapping({"answer_key": "query"})
 
@@ -159,7 +159,7 @@ def test_one_scorer_for_a_sample_and_for_a_batch():
              (answer("red sock"), '["sock"]', FormatSpec()), ("no tags", ["shoe"], FormatSpec()),
              (answer("boom shoe"), ["shoe"], FormatSpec()),
              ('<think>t</think><answer>{"reranked_items": ["b", "a"]}</answer>', ["a"], rerank)]
-    pendings = [prepare(text, truth, fmt, spec) for text, truth, fmt in cases]
+    pendings = [prepare(text, parse_qrels(truth), fmt, spec) for text, truth, fmt in cases]
     engine = WordIndexRetriever(fail_on="boom")
     single = [asyncio.run(score_with_service(p, WordService(engine))) for p in pendings]
     batch_engine = WordIndexRetriever()
@@ -178,7 +178,7 @@ def test_one_scorer_for_a_sample_and_for_a_batch():
 def test_a_batch_counts_a_failed_search_or_raises_it():
     from verl_rec.reward.scorer import prepare, score_with_search
 
-    pendings = [prepare(answer(q), ["shoe"], FormatSpec(), RewardSpec()) for q in ("boom", "shoe")]
+    pendings = [prepare(answer(q), {"shoe": 1.0}, FormatSpec(), RewardSpec()) for q in ("boom", "shoe")]
     counted = score_with_search(pendings, WordIndexRetriever(fail_on="boom").search)
     assert [r.extra["retrieval_error"] for r in counted] == [1.0, 1.0]  # one batch: both queries failed
     with pytest.raises(RuntimeError, match="engine down"):
@@ -186,7 +186,7 @@ def test_a_batch_counts_a_failed_search_or_raises_it():
 
 
 def test_evaluation_scores_through_the_scorer_and_counts_failures():
-    from verl_rec.evaluation.scoring import prepare_outputs, prepare_raw, reward_specs, score_system
+    from verl_rec.evaluation.systems import prepare_outputs, prepare_raw, reward_specs, score_system
     from verl_rec.tasks.records import TaskRecord
 
     records = [TaskRecord(f"r{i}", "esci", "search", {"shoe": 1.0}, query="hat shoe") for i in range(3)]
@@ -233,8 +233,8 @@ def test_a_reranked_list_must_be_a_permutation_of_the_candidates(items, score):
     """Without the check ["Item_2"] and ["Item_2", "Item_2", "Item_99"] scored 1.1: a reward hack."""
     import asyncio
 
+    from verl_rec.reward.reward_kwargs import RewardSettings
     from verl_rec.reward.scorer import ServiceScorer
-    from verl_rec.reward.settings import RewardSettings
 
     text = RERANKED % json.dumps(items)
     row = compute_score("rerank", text, ["Item_2"], {"candidate_ids": ITEMS}, answer_key="reranked_items", metric="ndcg@16")
@@ -261,7 +261,7 @@ def test_a_query_the_engine_refuses_is_a_retrieval_error_not_a_miss():
 
     engine = RefusingRetriever()
     assert engine.target_positions(["refuse shoe", "shoe"], 10, [["shoe"], ["shoe"]]) == [None, {"shoe": 0}]
-    pendings = [prepare(answer(q), ["shoe"], FormatSpec(), RewardSpec()) for q in ("refuse shoe", "shoe")]
+    pendings = [prepare(answer(q), {"shoe": 1.0}, FormatSpec(), RewardSpec()) for q in ("refuse shoe", "shoe")]
     for count_errors in (True, False):  # an evaluation counts it too: the model's query failed, not the engine
         results = score_with_search(pendings, engine.search, count_errors=count_errors)
         assert [r.extra["retrieval_error"] for r in results] == [1.0, 0.0]

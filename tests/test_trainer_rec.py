@@ -41,6 +41,8 @@ BASE_KEYS = ("format_ok", "retrieval_error", "query_words", "query_repeated_word
 ELSEWHERE: dict[str, str] = {"esci_bm25_agent": "tests/test_agent_trainer.py",
                              "c4_bm25_agent": "tests/test_agent_trainer.py",
                              "esci_bm25_http": "tests/test_trainer_http.py",
+                             "esci_bm25_milvus": "tests/test_trainer_milvus.py",
+                             "esci_dense_milvus": "tests/test_trainer_milvus.py",
                              # SmolLM2 for ~10 min: python -m bench.quickstart; its parts and command there
                              "quickstart_vaswani": "tests/test_quickstart_llm.py"}
 RUN = [name for name in recipe_names() if name not in ELSEWHERE]
@@ -75,7 +77,7 @@ def read_recipe(name: str, data: RecipeData) -> RecipeRun:
         index = Path(retrieval.index_path)
         backend = retrieval.backend
         assert INDEX_BACKENDS.get(index.name, backend) == backend, (name, index, backend)
-        data.index(index, backend)
+        data.index(index, backend, retrieval.get("backend_options"))
     metrics = tuple(dict.fromkeys([kwargs.metric, *kwargs.eval_metrics]))
     return RecipeRun(train, val, cfg.data.prompt_format, backend, metrics)
 
@@ -109,16 +111,21 @@ def data_root(tmp_path_factory):
         os.environ["VERL_REC_DATA"] = saved
 
 
-@pytest.fixture(scope="module")
-def plan(data_root, tmp_path_factory):
-    """Every recipe's data and index, and one tiny model warmed up on all their formats."""
+def plan_recipes(names, data: RecipeData, model_root: Path) -> tuple[Path, dict[str, RecipeRun]]:
+    """The recipes' data and indexes, and one tiny model warmed up on all their formats."""
     from verl_rec.devkit.format_warmup import WarmupTask, warm_up_formats
     from verl_rec.devkit.tiny_model import build_tiny_model
 
-    runs = {name: read_recipe(name, data_root) for name in RUN}
+    runs = {name: read_recipe(name, data) for name in names}
     tasks = list(dict.fromkeys(WarmupTask(r.train_file, r.prompt_format) for r in runs.values()))
-    model = warm_up_formats(build_tiny_model(tmp_path_factory.mktemp("tiny"), seed=0), tasks, steps=WARMUP_STEPS)
+    model = warm_up_formats(build_tiny_model(model_root, seed=0), tasks, steps=WARMUP_STEPS)
     return model, {name: longest(model, r) for name, r in runs.items()}
+
+
+@pytest.fixture(scope="module")
+def plan(data_root, tmp_path_factory):
+    """Every recipe run here: data, indexes and the warmed-up tiny model."""
+    return plan_recipes(RUN, data_root, tmp_path_factory.mktemp("tiny"))
 
 
 def read_generations(folder: Path) -> list[dict]:

@@ -65,8 +65,8 @@ def scorer_keys() -> set[str]:
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
 
+    from verl_rec.reward.reward_kwargs import RewardSettings
     from verl_rec.reward.scorer import ServiceScorer
-    from verl_rec.reward.settings import RewardSettings
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(RECIPES), version_base=None):

@@ -30,7 +30,7 @@ from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import TextIO
 
-from verl_rec.data.esci import EsciOptions, build_esci
+from verl_rec.builders.esci import EsciOptions, build_esci
 from verl_rec.devkit.synthetic_catalog import write_esci_release
 from verl_rec.devkit.val_metrics import data_source_counts, validation_mean
 from verl_rec.recipes import RECIPES_DIR

@@ -3,7 +3,7 @@
 SmolLM2-135M-Instruct (``bench.smollm2``) trains with stock ``main_ppo`` on the ``vaswani_bm25``
 recipe: literature search on the Vaswani test collection (11,429 abstracts, BM25 by Lucene),
 where the user's text is a verbose request around one of the collection's queries
-(:mod:`verl_rec.data.requests`). The builder splits the 93 queries into 53 train and 40
+(:mod:`verl_rec.builders.requests`). The builder splits the 93 queries into 53 train and 40
 held-out queries (seed 0) before anything is scored; validation is on the held-out ones only.
 
 Stages, each measured and logged under ``--work``:

@@ -23,11 +23,11 @@ def evaluate_command(task: Path, models: dict[str, Path], out: Path, settings: S
 
 def collection_query_ndcg(task: Path) -> float:
     """NDCG@10 of the held-out queries' original (terse) text: a reference, not a system here."""
-    from verl_rec.data.requests import topic_text
-    from verl_rec.evaluation.inputs import read_records
+    from verl_rec.builders.requests import topic_text
     from verl_rec.metrics import ndcg_at_k_batch
     from verl_rec.retrieval.registry import open_retriever
     from verl_rec.retrieval.trec import read_trec_topics
+    from verl_rec.tasks.record_files import read_records
 
     settings = json.loads((task / "manifest.json").read_text())["settings"]
     topics = read_trec_topics(settings["topics"])

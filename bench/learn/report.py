@@ -53,9 +53,10 @@ def step_rows(metrics_by_step: dict[int, dict[str, float]], rollouts: Path, coun
 
 def examples(eval_dir: Path, per_query: dict[str, dict[str, float]], n: int = 10) -> list[dict[str, Any]]:
     """The first ``n`` held-out requests: the warmed-up and trained greedy answers, NDCG@10 each."""
-    from verl_rec.evaluation.inputs import read_outputs, read_records
+    from verl_rec.evaluation.inputs import read_outputs
     from verl_rec.reward.parsing import parse_output
     from verl_rec.tasks.formats import format_spec
+    from verl_rec.tasks.record_files import read_records
 
     spec = format_spec(PROMPT_FORMAT)
     outputs = {name: read_outputs(eval_dir / f"outputs_{name}.jsonl") for name in ("warmed_up", "trained")}
@@ -109,7 +110,7 @@ def build_report(work: Path, settings: Settings, state: dict[str, Any]) -> dict[
         "recipe": RECIPE,
         "prompt_format": PROMPT_FORMAT,
         "task": "Vaswani (11,429 abstracts, BM25 by Lucene); verbose natural-language requests around the "
-                "collection's queries (verl_rec.data.requests); 53 train / 40 held-out queries, split by seed 0",
+                "collection's queries (verl_rec.builders.requests); 53 train / 40 held-out queries, split by seed 0",
         "train_query_ids": manifest["notes"]["train_query_ids"],
         "heldout_query_ids": manifest["notes"]["heldout_query_ids"],
         "settings": asdict(settings),

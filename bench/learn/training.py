@@ -20,7 +20,7 @@ from verl_rec.recipes import RECIPES_DIR
 
 def build_data(work: Path, vaswani: Path) -> Path:
     """The recipe's folder under ``$VERL_REC_DATA=work``: records, corpus, Lucene index."""
-    from verl_rec.data.trec_collection import build_trec_collection
+    from verl_rec.builders.trec_collection import build_trec_collection
     from verl_rec.retrieval.lucene.build import build_lucene_index
 
     folder = work / "vaswani"

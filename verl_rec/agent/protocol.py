@@ -11,7 +11,7 @@ A call is written in the Hermes syntax veRL's ``multi_turn.format: hermes`` pars
     </tool_call>
 
 and answered with one compact text block, cut to the token budget of
-:class:`~verl_rec.agent.settings.SearchToolSettings`::
+:class:`~verl_rec.agent.tool_settings.SearchToolSettings`::
 
     [search 1 of 3] results (id | title):
     1. B000000123 | Acme Zenith Pro Wireless Controller Black
@@ -32,7 +32,7 @@ from typing import Any
 
 import regex
 
-from verl_rec.agent.settings import SearchToolSettings
+from verl_rec.agent.tool_settings import SearchToolSettings
 
 TOOL_NAME = "search"
 

@@ -47,7 +47,8 @@ def cpu_overrides(num_cpus: int = 16, num_gpus: int = 1, storage_units: int = 1)
         # FSDP1 needs a GPU (sync_module_states); FSDP2 runs on CPU with gloo.
         "actor_rollout_ref.actor.strategy=fsdp2",
         "actor_rollout_ref.ref.strategy=fsdp2",
-        # FlashAttention-2 is veRL's default attention; torch.compile costs ~20 s per process on CPU.
+        # FlashAttention-2 is veRL's default attention; torch.compile is slow to start on CPU
+        # (docs/performance.md, "CPU settings").
         # "++": the recipes set the key (flash-attn or sdpa), a bare job does not.
         "++actor_rollout_ref.model.override_config.attn_implementation=sdpa",
         "actor_rollout_ref.actor.use_torch_compile=False",
@@ -61,7 +62,7 @@ def cpu_overrides(num_cpus: int = 16, num_gpus: int = 1, storage_units: int = 1)
         # transformers generate() in one Ray actor per replica (verl_rec.cpu_backend.hf_rollout.server).
         f"actor_rollout_ref.rollout.name={ROLLOUT_NAME}",
         "actor_rollout_ref.rollout.tensor_model_parallel_size=1",
-        # Fewer helper processes: each one imports torch + veRL (~7 s, ~400 MB).
+        # Fewer helper processes: each one imports torch + veRL (docs/performance.md, "CPU settings").
         "actor_rollout_ref.rollout.agent.num_workers=1",
         "reward.num_workers=1",
         "data.dataloader_num_workers=0",

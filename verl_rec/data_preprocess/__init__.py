@@ -6,7 +6,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from verl_rec.data.io import InputError
+from verl_rec.errors import InputError
 
 
 def run_builder(build: Callable[[], Any]) -> int:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from verl_rec.data.c4 import PAPER_DOMAINS, C4Options, build_c4, parse_domains
+from verl_rec.builders.c4 import PAPER_DOMAINS, C4Options, build_c4, parse_domains
 from verl_rec.data_preprocess import run_builder
 
 

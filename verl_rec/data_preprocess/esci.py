@@ -25,7 +25,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from verl_rec.data.esci import (
+from verl_rec.builders.esci import (
     BINARY_GAINS,
     GRADED_GAINS,
     PAPER_DOMAINS,

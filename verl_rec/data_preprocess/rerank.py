@@ -19,7 +19,7 @@ import argparse
 import json
 import sys
 
-from verl_rec.data.rerank import RerankOptions, build_rerank
+from verl_rec.builders.rerank import RerankOptions, build_rerank
 from verl_rec.data_preprocess import run_builder
 
 
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def build():
         if args.run:
-            from verl_rec.evaluation.inputs import read_run
+            from verl_rec.builders.io import read_run
 
             return build_rerank(args.records, args.out, args.corpus, run=read_run(args.run), options=options,
                                 settings={"run": args.run})

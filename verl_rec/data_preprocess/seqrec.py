@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from verl_rec.data.seqrec import TEXT_FIELDS, SeqrecFiles, SeqrecOptions, build_seqrec
+from verl_rec.builders.seqrec import TEXT_FIELDS, SeqrecFiles, SeqrecOptions, build_seqrec
 from verl_rec.data_preprocess import run_builder
 
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from verl_rec.data.requests import UNSEEN_REQUEST_TEMPLATES, read_templates
-from verl_rec.data.trec_collection import REQUEST_KINDS, TrecOptions, build_trec_collection
+from verl_rec.builders.requests import UNSEEN_REQUEST_TEMPLATES, read_templates
+from verl_rec.builders.trec_collection import REQUEST_KINDS, TrecOptions, build_trec_collection
 from verl_rec.data_preprocess import run_builder
 
 

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from verl_rec.agent.protocol import SEARCH_TOOL_SCHEMA, render_results, tool_call_text
-from verl_rec.agent.settings import SearchToolSettings
+from verl_rec.agent.tool_settings import SearchToolSettings
 from verl_rec.devkit.format_warmup import train_sequences
 from verl_rec.retrieval.corpus import iter_corpus
 from verl_rec.retrieval.doc_texts import short_text

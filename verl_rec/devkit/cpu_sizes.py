@@ -39,7 +39,8 @@ DEVICE_OVERRIDES = (
 
 @dataclass(frozen=True)
 class CpuSizes:
-    """Batch, lengths and steps of a CPU run; the defaults make a 2-step smoke run of ~1.5 min."""
+    """Batch, lengths and steps of a CPU run; the defaults make a 2-step smoke run (its time:
+    docs/performance.md, "CPU settings")."""
 
     train_batch_size: int = 2
     rollout_n: int = 4

@@ -61,7 +61,7 @@ def write_vocab_task(out_dir: str | Path, n_topics: int = 1, docs_per_topic: int
     Train and validation records cycle through the topics; each draws its own noise words and
     word order, and no validation query is a training query.
     """
-    from verl_rec.data.esci import write_records
+    from verl_rec.tasks.record_files import write_records
 
     if not 1 <= n_topics <= len(TOPICS):
         raise ValueError(f"vocab task: n_topics must be 1..{len(TOPICS)}, got {n_topics}")

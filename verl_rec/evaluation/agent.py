@@ -14,6 +14,7 @@ with result titles from the corpus (:class:`~verl_rec.retrieval.doc_texts.DocTex
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +30,8 @@ from verl_rec.agent.protocol import (
     render_error,
     render_results,
 )
-from verl_rec.agent.settings import SearchToolSettings
+from verl_rec.agent.tool_settings import SearchToolSettings
+from verl_rec.errors import InputError
 from verl_rec.tasks.formats import get_format
 from verl_rec.tasks.records import TaskRecord
 
@@ -173,3 +175,49 @@ def tool_settings(tool_config: str) -> SearchToolSettings:
             options = {k: v for k, v in (tool.get("config") or {}).items() if k not in ("type", "retrieval")}
             return SearchToolSettings.from_mapping(options, where=tool_config)
     raise ValueError(f"{tool_config}: no verl_rec.integration.search_tool.SearchTool in its tools list")
+
+
+def doc_text_path(doc_texts: str | None, index: str) -> str:
+    """``--doc-texts``, else the corpus the index was built from (its metadata records it)."""
+    if doc_texts:
+        return doc_texts
+    from verl_rec.retrieval.index_metadata import read_index_metadata
+
+    corpus = (read_index_metadata(index) or {}).get("corpus_path")
+    if not corpus:
+        raise InputError(f"{index} does not record its corpus: give --doc-texts (the corpus JSONL) for the "
+                         "titles an agent's searches show")
+    return corpus
+
+
+@dataclass(frozen=True)
+class AgentRun:
+    """How an agent checkpoint is run: the tool yaml, searches per episode, result titles, generation."""
+
+    tool_config: str | None
+    max_searches: int
+    doc_texts: str | None
+    max_new_tokens: int
+    batch_size: int
+    engine: str
+
+
+def agent_model_outputs(records: Sequence[TaskRecord], model_path: str, prompt_format: str, run: AgentRun,
+                        retriever: Any, index: str | None) -> tuple[dict[str, str], dict[str, Episode]]:
+    """Run the agent checkpoint at ``model_path``: its final answers, and each record's episode."""
+    from verl_rec.recipes import package_file
+    from verl_rec.retrieval.doc_texts import DocTexts
+
+    if retriever is None:
+        raise InputError("an agent format searches: give --index (and --backend)")
+    settings = tool_settings(run.tool_config or package_file("recipes/tools/search_tool.yaml"))
+    doc_texts = DocTexts.from_corpus(doc_text_path(run.doc_texts, index))
+    generator = ChatGenerator(model_path, engine=run.engine, max_new_tokens=run.max_new_tokens,
+                              batch_size=run.batch_size)
+    started = time.perf_counter()
+    episodes = run_episodes(records, prompt_format, generator.render, generator, local_search(retriever, doc_texts),
+                            settings, run.max_searches, generator.count_tokens)
+    print(f"ran {len(episodes)} agent episodes with {generator.engine} in {time.perf_counter() - started:.1f}s",
+          file=sys.stderr)
+    return ({r.record_id: e.final_text for r, e in zip(records, episodes)},
+            {r.record_id: e for r, e in zip(records, episodes)})

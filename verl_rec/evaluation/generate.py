@@ -12,10 +12,12 @@ like, next to its greedy answer.
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from verl_rec.tasks.formats import PromptFormat
+from verl_rec.tasks.formats import TASK_FORMATS, PromptFormat, get_format
+from verl_rec.tasks.records import TaskRecord
 
 ENGINES = ("auto", "vllm", "transformers")
 
@@ -125,3 +127,20 @@ def generate_samples(model_path: str, conversations: Sequence[list[dict[str, str
         return _generate_vllm(model_path, conversations, max_new_tokens, max_model_len, formats, sampling), "vllm"
     return (_generate_transformers(model_path, conversations, max_new_tokens, batch_size, formats, sampling),
             "transformers")
+
+
+def model_outputs(records: Sequence[TaskRecord], model_path: str, prompt_format: str | None, max_new_tokens: int,
+                  batch_size: int, engine: str, sampling: Sampling | None = None) -> dict[str, str]:
+    """One greedy output per record with the model at ``model_path`` (prompt + pre-fill), keyed by
+    record id; with ``sampling``, its ``n`` samples per record, keyed ``<record_id>#<k>``
+    (:func:`~verl_rec.evaluation.systems.sampled_records`)."""
+    formats = [get_format(prompt_format or TASK_FORMATS[r.task]) for r in records]
+    conversations = [fmt.messages(r) for fmt, r in zip(formats, records)]
+    started = time.perf_counter()
+    texts, used = generate_samples(model_path, conversations, sampling, max_new_tokens=max_new_tokens,
+                                   batch_size=batch_size, engine=engine, formats=formats)
+    print(f"generated {sum(map(len, texts))} outputs with {used} in {time.perf_counter() - started:.1f}s",
+          file=sys.stderr)
+    if sampling is None:
+        return {r.record_id: t[0] for r, t in zip(records, texts)}
+    return {f"{r.record_id}#{k}": text for r, t in zip(records, texts) for k, text in enumerate(t)}

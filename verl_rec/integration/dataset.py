@@ -6,9 +6,10 @@ gains veRL's columns: ``prompt`` (chat messages), ``reward_model`` (``ground_tru
 qrels JSON string, kept intact by Arrow) and ``extra_info`` (``index``, ``record_id``,
 ``prompt_format``: the reward manager checks the format named there; re-ranking formats add
 ``candidate_ids``, the prompt's item ids, which the answer must be a permutation of). A format
-with a pre-filled assistant turn (the ``paper_*`` formats) also sets ``agent_name`` to
-``verl_rec_prefill``, the agent loop that renders it; the over-long prompt filter then counts
-the pre-fill's tokens too.
+with a pre-filled assistant turn (the ``paper_*`` formats) also sets ``agent_name`` to the
+format's ``agent_loop`` (``verl_rec_prefill``, the loop that renders it); the over-long prompt
+filter then counts the pre-fill's tokens too. A searching format's loop is the recipe's
+``default_agent_loop`` (checked at start-up by the reward manager).
 
 Recipe::
 
@@ -23,7 +24,6 @@ import datasets
 import pyarrow.parquet as pq
 from verl.utils.dataset.rl_dataset import RLHFDataset
 
-from verl_rec.integration.plugin import PREFILL_AGENT_LOOP
 from verl_rec.tasks.formats import DEFAULT_FORMAT, get_format
 from verl_rec.tasks.records import REQUIRED_COLUMNS, TaskRecord
 
@@ -51,8 +51,8 @@ def render_row(row: dict, index: int, prompt_format: str, source: str) -> dict:
         "reward_model": {"style": "rule", "ground_truth": row["qrels"]},
         "extra_info": extra_info,
     }
-    if fmt.assistant_prefill:
-        columns["agent_name"] = PREFILL_AGENT_LOOP
+    if fmt.assistant_prefill:  # only its agent loop renders the pre-fill
+        columns["agent_name"] = fmt.agent_loop
     return columns
 
 

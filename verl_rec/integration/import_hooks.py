@@ -1,8 +1,8 @@
 """Run a callback right after a module is imported (a post-import hook).
 
 The plugin is loaded on every ``import verl`` in every process, where it must stay
-cheap: ``verl.workers.rollout.replica`` and the FSDP engine pull in ~4 s and ~200 MB
-of imports that most Ray processes never need. veRL's registries live in those
+cheap: ``verl.workers.rollout.replica`` and the FSDP engine pull in seconds and hundreds of
+MB of imports (docs/performance.md, "CPU settings") that most Ray processes never need. veRL's registries live in those
 modules, so registration waits until the registry module itself is imported, in
 whichever process that happens. Nothing in veRL is modified: the finder only
 observes the import and calls back after the module has executed.

@@ -3,9 +3,9 @@
 Registers, in every process that imports veRL (driver, TaskRunner, Ray workers):
 
 * the ``rec_r1`` reward manager, once veRL imports its reward-manager registry;
-* the ``verl_rec_prefill`` agent loop (a prompt format's pre-filled assistant turn) and the
-  ``rec_search_agent`` agent loop (the multi-turn search agent), once veRL imports its agent
-  loops (the agent-loop registry is filled then);
+* the agent loops that prompt formats name (:attr:`~verl_rec.tasks.formats.PromptFormat.agent_loop`):
+  ``verl_rec_prefill`` (a pre-filled assistant turn) and ``rec_search_agent`` (the multi-turn
+  search agent), once veRL imports its agent loops (the agent-loop registry is filled then);
 * the CPU backend: the ``cpu`` platform (selected by ``VERL_PLATFORM=cpu``), FSDP engines for
   device ``cpu`` and the ``hf`` rollout (see :mod:`verl_rec.cpu_backend`);
 * the recipes' OmegaConf resolvers (:mod:`verl_rec.recipes.resolvers`).
@@ -21,8 +21,6 @@ logger = logging.getLogger(__name__)
 
 REWARD_REGISTRY_MODULE = "verl.experimental.reward_loop.reward_manager"
 AGENT_LOOP_MODULE = "verl.experimental.agent_loop.single_turn_agent_loop"
-#: the agent loop that renders a prompt format's pre-fill (dataset column ``agent_name``)
-PREFILL_AGENT_LOOP = "verl_rec_prefill"
 
 
 def _register_reward_manager(_registry_module) -> None:

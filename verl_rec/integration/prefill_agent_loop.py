@@ -7,8 +7,8 @@ continuation of that opened ``<think>``. This loop is veRL's single-turn loop wi
 the prompt is :meth:`PromptFormat.render` of the row's prompt format (the chat template, then
 the pre-fill), tokenized as one string, as the released code tokenized its prompt string.
 
-Selected per row by the dataset's ``agent_name`` column (verl-rec's dataset writes
-``verl_rec_prefill`` for formats with a pre-fill), or for every row by
+Selected per row by the dataset's ``agent_name`` column (verl-rec's dataset writes the
+format's ``agent_loop``, ``verl_rec_prefill`` for formats with a pre-fill), or for every row by
 ``actor_rollout_ref.rollout.agent.default_agent_loop=verl_rec_prefill``. Registered by the
 ``verl.plugins`` entry point when veRL imports its agent loops; veRL itself is not changed.
 """
@@ -20,8 +20,7 @@ from typing import Any
 from verl.experimental.agent_loop.agent_loop import register
 from verl.experimental.agent_loop.single_turn_agent_loop import SingleTurnAgentLoop
 
-from verl_rec.integration.plugin import PREFILL_AGENT_LOOP
-from verl_rec.tasks.formats import PromptFormat, get_format
+from verl_rec.tasks.formats import PREFILL_AGENT_LOOP, PromptFormat, get_format
 
 
 def row_format(kwargs: dict[str, Any]) -> PromptFormat:

@@ -1,22 +1,14 @@
 """The ``rec_search_agent`` loop: veRL's tool agent loop with the search tool, plus what the reward needs.
 
-Registered by the plugin under :data:`AGENT_LOOP_NAME`; a recipe selects it with
+Registered by the plugin under :data:`~verl_rec.tasks.formats.SEARCH_AGENT_LOOP`, the agent loop
+of the formats that search; a recipe selects it with
 ``actor_rollout_ref.rollout.agent.default_agent_loop: rec_search_agent``. Everything else is
-veRL's ``ToolAgentLoop`` as configured by ``actor_rollout_ref.rollout.multi_turn``: the policy
-writes, a Hermes ``<tool_call>`` runs the tool, the tool's text is appended as a tool message
-(its tokens get ``response_mask`` 0, so they are never trained on), and the policy writes again.
-The episode ends on a turn without a call, after ``max_user_turns`` tool turns (T: the turn
-after the T-th result is final whatever it holds), or when ``response_length`` is used up.
-
-On top of veRL's loop this class:
-
-* binds the search tool to the reward's retrieval service (``reward.reward_kwargs.retrieval``),
-  the policy's tokenizer and T, once per worker process;
-* before and after each episode, raises the tool's ``SearchEngineDown`` once the retrieval
-  service has failed ``max_consecutive_failures`` calls in a row (the run stops, loudly);
-* after the episode, records an :class:`~verl_rec.agent.episode.Episode` in ``extra_fields``:
-  the text of the final turn (the last run of policy tokens), the calls, and the counts of
-  policy and tool tokens; and ``tool_call_counts``, which veRL logs as ``tool_call_counts/*``.
+veRL's ``ToolAgentLoop`` as configured by ``actor_rollout_ref.rollout.multi_turn`` (tool
+outputs get ``response_mask`` 0; at most ``max_user_turns`` tool turns). On top of it this
+class binds the search tool to the reward's retrieval service once per worker, stops the run
+(``SearchEngineDown``) once the service has failed ``max_consecutive_failures`` calls in a
+row, and records an :class:`~verl_rec.agent.episode.Episode` (final turn, calls, policy and
+tool token counts) and ``tool_call_counts`` in ``extra_fields``.
 """
 
 from __future__ import annotations
@@ -28,9 +20,9 @@ from verl.experimental.agent_loop.agent_loop import AgentLoopOutput, register
 from verl.experimental.agent_loop.tool_agent_loop import ToolAgentLoop
 
 from verl_rec.agent.episode import CALLS_KEY, EPISODE_KEY, Episode, SearchCall, last_turn_span
-from verl_rec.agent.prompts import AGENT_LOOP_NAME
 from verl_rec.integration.search_tool import SearchTool
 from verl_rec.retrieval.service.config import ServiceConfig
+from verl_rec.tasks.formats import SEARCH_AGENT_LOOP
 
 TOOL_CONFIG_KEY = "actor_rollout_ref.rollout.multi_turn.tool_config_path"
 
@@ -44,7 +36,7 @@ def reward_service_config(config: Any) -> ServiceConfig | None:
     return ServiceConfig.from_mapping(values)
 
 
-@register(AGENT_LOOP_NAME)
+@register(SEARCH_AGENT_LOOP)
 class SearchAgentLoop(ToolAgentLoop):
     """veRL's ``ToolAgentLoop`` with the search tool bound and the episode recorded."""
 
@@ -52,11 +44,11 @@ class SearchAgentLoop(ToolAgentLoop):
         super().__init__(*args, **kwargs)
         search_tools = [tool for tool in self.tools.values() if isinstance(tool, SearchTool)]
         if not search_tools:
-            raise ValueError(f"the {AGENT_LOOP_NAME} agent loop found no search tool: set {TOOL_CONFIG_KEY} to a yaml "
+            raise ValueError(f"the {SEARCH_AGENT_LOOP} agent loop found no search tool: set {TOOL_CONFIG_KEY} to a yaml "
                              "declaring verl_rec.integration.search_tool.SearchTool (the package ships "
                              "${verl_rec_path:recipes/tools/search_tool.yaml})")
         if not self.max_user_turns:
-            raise ValueError(f"the {AGENT_LOOP_NAME} agent loop needs actor_rollout_ref.rollout.multi_turn.max_user_turns "
+            raise ValueError(f"the {SEARCH_AGENT_LOOP} agent loop needs actor_rollout_ref.rollout.multi_turn.max_user_turns "
                              "(the most searches per episode, e.g. 3)")
         service = reward_service_config(self.config)
         for tool in search_tools:

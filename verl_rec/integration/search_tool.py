@@ -1,28 +1,15 @@
 """``search(query)`` as a veRL tool (``BaseTool``), answered by the node's retrieval service.
 
 Declared in a tool config yaml (``actor_rollout_ref.rollout.multi_turn.tool_config_path``; the
-package ships ``recipes/tools/search_tool.yaml``)::
-
-    tools:
-      - class_name: verl_rec.integration.search_tool.SearchTool
-        config: {type: native, top_k: 10, result_tokens: 256, max_query_words: 64, max_query_chars: 512}
-
-The ``config`` keys besides ``type`` are :class:`~verl_rec.agent.settings.SearchToolSettings`.
-The retrieval service is the reward's (``reward.reward_kwargs.retrieval``, which must name
-``doc_text_path``): the agent loop (:mod:`verl_rec.integration.search_agent_loop`) binds it,
-with the policy's tokenizer and the episode's call limit (``multi_turn.max_user_turns``), so
-the tool searches exactly the engine the reward scores with, through the same batched,
-deduplicated, cached service. A ``retrieval`` mapping in the tool config is used instead
-when given (the tool then also works under veRL's stock ``tool_agent`` loop).
-
-Calls are answered by :mod:`verl_rec.agent.protocol`; every call, served or refused, is
-recorded in the episode's ``extra_fields`` for the reward's log. A call never raises.
-
-A failing retrieval service is counted (the reward logs ``search_failures`` per sample) and,
-after ``max_consecutive_failures`` failed calls in a row in this worker, the tool is marked
-down: the agent loop then raises :class:`SearchEngineDown`, which stops the run, instead of
-training on episodes where every search failed. (veRL's loop catches what a tool raises and
-shows it to the policy, so the tool cannot stop the run itself.)
+package ships ``recipes/tools/search_tool.yaml``) as ``verl_rec.integration.search_tool.SearchTool``;
+its ``config`` keys besides ``type`` are :class:`~verl_rec.agent.tool_settings.SearchToolSettings`.
+The agent loop (:mod:`verl_rec.integration.search_agent_loop`) binds it to the reward's
+retrieval service, the policy's tokenizer and the call limit, so the tool searches exactly the
+engine the reward scores with (a ``retrieval`` mapping in the tool config is used instead when
+given). Calls are answered by :mod:`verl_rec.agent.protocol` and recorded in the episode's
+``extra_fields``; a call never raises. After ``max_consecutive_failures`` failed calls in a row
+the tool is marked down and the agent loop raises :class:`SearchEngineDown` (veRL shows what a
+tool raises to the policy, so the tool cannot stop the run itself). docs/agent.md has the rest.
 """
 
 from __future__ import annotations
@@ -44,7 +31,7 @@ from verl_rec.agent.protocol import (
     render_error,
     render_results,
 )
-from verl_rec.agent.settings import SearchToolSettings
+from verl_rec.agent.tool_settings import SearchToolSettings
 from verl_rec.retrieval.service.client import RetrievalClient
 from verl_rec.retrieval.service.config import ServiceConfig
 

@@ -213,7 +213,7 @@ def _max_position_embeddings(model_path: str) -> int | None:
 
 def service_config(cfg: DictConfig):
     """The recipe's retrieval service config (None: the recipe has no retriever)."""
-    from verl_rec.reward.settings import RewardSettings
+    from verl_rec.reward.reward_kwargs import RewardSettings
 
     return RewardSettings.from_mapping(OmegaConf.to_container(cfg.reward.reward_kwargs, resolve=True)).retrieval
 

@@ -1,24 +1,16 @@
 """veRL-compatible ``compute_score`` for ``reward.custom_reward_function``.
 
 ``compute_score(data_source, solution_str, ground_truth, extra_info, **reward_kwargs)``
-returns ``{"score": float, <fixed numeric extra keys>}`` (see :mod:`verl_rec.reward.scoring`).
-It scores ONE sample with a retriever held by this process, through the same scorer as the
-reward manager (:mod:`verl_rec.reward.scorer`); the shared, micro-batched retrieval service
-is the job of verl-rec's reward manager. ``reward_kwargs`` (all optional):
-
-* format (:data:`~verl_rec.reward.settings.FORMAT_KEYS`): ``answer_key`` (``query`` |
-  ``reranked_items``), ``require_think``, ``think_prefilled``, ``max_query_words``,
-  ``format_rule`` (``released`` | ``strict``)
-* reward (:data:`~verl_rec.reward.settings.REWARD_KEYS`): ``metric`` (``ndcg@1000``),
-  ``eval_metrics`` (list), ``format_penalty``, ``bonus``, ``retrieval_error_score``,
-  ``repeat_penalty``, ``length_penalty``, ``length_penalty_after``
-* retriever (query tasks): ``retriever`` = ``{"backend": "bm25s"|"lucene", "index_path": ...,
-  <backend options>}``, or a ready :class:`~verl_rec.retrieval.base.Retriever` object.
-
-For ``reranked_items`` the model's list IS the ranking (ids such as ``Item_3``) and the
-ground truth names the relevant items; no retriever is used. When ``extra_info`` carries the
-prompt's ``candidate_ids`` (verl-rec's dataset writes them), the list must be a permutation of
-them.
+returns ``{"score": float, <fixed numeric extra keys>}`` (:mod:`verl_rec.reward.contract`). It
+scores ONE sample with a retriever held by this process, through the same scorer as the
+reward manager (:mod:`verl_rec.reward.scorer`); the shared, micro-batched retrieval service is
+the reward manager's job. ``reward_kwargs`` (all optional): the format keys
+(:data:`~verl_rec.reward.reward_kwargs.FORMAT_KEYS`), the reward keys
+(:data:`~verl_rec.reward.reward_kwargs.REWARD_KEYS`) and, for query tasks, ``retriever`` =
+``{"backend": ..., "index_path": ..., <backend options>}`` or a ready
+:class:`~verl_rec.retrieval.base.Retriever`. For ``reranked_items`` the model's list IS the
+ranking and no retriever is used; when ``extra_info`` carries the prompt's ``candidate_ids``,
+the list must be a permutation of them.
 """
 
 from __future__ import annotations
@@ -28,11 +20,12 @@ from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
+from verl_rec.qrels import parse_qrels
 from verl_rec.retrieval.base import Retriever
 from verl_rec.retrieval.registry import open_retriever
+from verl_rec.reward.contract import RewardSpec
+from verl_rec.reward.reward_kwargs import FORMAT_KEYS, REWARD_KEYS, check_keys, reward_spec
 from verl_rec.reward.scorer import prepare, score_with_search
-from verl_rec.reward.scoring import RewardSpec
-from verl_rec.reward.settings import FORMAT_KEYS, REWARD_KEYS, check_keys, reward_spec
 from verl_rec.tasks.formats import FormatSpec
 
 _RETRIEVERS: dict[str, Retriever] = {}
@@ -75,6 +68,6 @@ def compute_score(
     """Score one rollout by the Rec-R1 contract; never raises on model output."""
     fmt, spec, retriever_config = split_kwargs(reward_kwargs)
     candidates = (extra_info or {}).get("candidate_ids") if isinstance(extra_info, Mapping) else None
-    pending = prepare(solution_str, ground_truth, fmt, spec, None if candidates is None else list(candidates))
+    pending = prepare(solution_str, parse_qrels(ground_truth), fmt, spec, None if candidates is None else list(candidates))
     result = score_with_search([pending], partial(_search, retriever_config))[0]
     return {"score": result.score, **result.extra}

@@ -1,27 +1,20 @@
 """The one scorer: model output -> parsed answer -> target positions -> Rec-R1 score and logged keys.
 
-Every path that scores an output runs these steps: the reward manager, ``compute_score``,
-``verl_rec.evaluate`` and the benchmark.
+Every path that scores an output runs these steps (the reward manager, ``compute_score``,
+``verl_rec.evaluate``, the benchmark), on ground truth already parsed at its edge:
 
-1. :func:`prepare` (pure): check the output against its :class:`FormatSpec`, read the qrels,
-   and say what retrieval the output needs (:class:`Pending`): the query of a well-formed
-   query answer; nothing for a malformed output, nor for a re-ranked list (the list IS the
-   ranking, its target positions are known at once).
-2. The query's target positions, from one of two sources:
-
-   * :func:`score_with_service`: ONE sample awaiting a :class:`PositionService` (the node's
-     retrieval service client: the calls that one event loop makes in the same tick leave
-     as one Ray call, so nothing here may yield before the client is called);
-   * :func:`score_with_search`: MANY samples against a search function in this process
-     (``Retriever.search``), one call per batch of distinct queries.
-
+1. :func:`prepare` (pure): check the output against its :class:`FormatSpec` and say what
+   retrieval it needs (:class:`Pending`): the query of a well-formed query answer; nothing for
+   a malformed output or a re-ranked list (the list IS the ranking).
+2. The query's target positions: :func:`score_with_service` awaits ONE sample's from the
+   node's retrieval service (calls made in one event-loop tick leave as one Ray call, so
+   nothing may yield before the client is called); :func:`score_with_search` scores MANY
+   with a search function in this process, one call per batch of distinct queries.
 3. :func:`finish` (pure): the positions -> :class:`RewardResult` (score + fixed logged keys).
 
-A failed retrieval (the engine raised, or rejected the query: a ranking with an ``error``, a
-``None`` position map) scores ``retrieval_error_score`` and is counted in ``retrieval_error``
-(and logged), so that training goes on; an evaluation asks for it to raise instead, since a failed
-search reported as a miss would lower the table silently.
-:class:`ServiceScorer` is what the reward manager runs per sample, without veRL.
+A failed retrieval scores ``retrieval_error_score`` and is counted in ``retrieval_error`` so
+that training goes on; an evaluation asks for it to raise instead (a failed search reported
+as a miss would lower the table silently).
 """
 
 from __future__ import annotations
@@ -35,10 +28,10 @@ from typing import Any, Protocol
 from verl_rec.metrics import first_positions
 from verl_rec.qrels import parse_qrels
 from verl_rec.retrieval.service.client import RetrievalClient
+from verl_rec.reward.contract import RewardResult, RewardSpec, score_parsed, score_ranking
 from verl_rec.reward.parsing import ParsedOutput, parse_output
-from verl_rec.reward.scoring import RewardResult, RewardSpec, score_parsed, score_ranking
-from verl_rec.reward.settings import RewardSettings
-from verl_rec.tasks.formats import DEFAULT_FORMAT, FormatSpec
+from verl_rec.reward.reward_kwargs import RewardSettings
+from verl_rec.tasks.formats import DEFAULT_FORMAT, FormatSpec, PromptFormat, get_format
 
 logger = logging.getLogger(__name__)
 
@@ -66,12 +59,12 @@ def prepare_answer(parsed: ParsedOutput, qrels: dict[str, float], fmt: FormatSpe
     return Pending(parsed, qrels, spec, found=first_positions(parsed.answer, qrels, spec.depth))
 
 
-def prepare(text: Any, ground_truth: Any, fmt: FormatSpec, spec: RewardSpec,
+def prepare(text: Any, qrels: dict[str, float], fmt: FormatSpec, spec: RewardSpec,
             candidates: Collection[str] | None = None) -> Pending:
-    """Check ``text`` against ``fmt`` and read its qrels; never raises on model output (a
-    malformed ground truth is a data bug and raises, see :func:`verl_rec.qrels.parse_qrels`).
-    ``candidates``: the prompt's item ids, which a re-ranked list must be a permutation of."""
-    return prepare_answer(parse_output(text, fmt, candidates), parse_qrels(ground_truth), fmt, spec)
+    """Check ``text`` against ``fmt``; never raises on model output. ``qrels``: the parsed ground
+    truth (:func:`verl_rec.qrels.parse_qrels`). ``candidates``: the prompt's item ids, which a
+    re-ranked list must be a permutation of."""
+    return prepare_answer(parse_output(text, fmt, candidates), qrels, fmt, spec)
 
 
 def finish(pending: Pending, found: Mapping[str, int] | None = None) -> RewardResult:
@@ -157,10 +150,16 @@ class ServiceScorer:
 
     async def score_text(self, text: str, ground_truth: Any, prompt_format: str = DEFAULT_FORMAT,
                          candidates: Collection[str] | None = None, think_prefilled: bool | None = None) -> RewardResult:
+        """:meth:`score_output` for a caller holding a stored ground truth (any form
+        :func:`~verl_rec.qrels.parse_qrels` reads) and a format name (the benchmark, tests)."""
+        return await self.score_output(text, parse_qrels(ground_truth), get_format(prompt_format), candidates,
+                                       think_prefilled)
+
+    async def score_output(self, text: str, qrels: dict[str, float], fmt: PromptFormat,
+                           candidates: Collection[str] | None = None, think_prefilled: bool | None = None) -> RewardResult:
         """Score one output. ``candidates``: the prompt's item ids (re-ranking); ``think_prefilled``:
         whether this rollout's prompt opened ``<think>`` (None: the recipe's or the format's setting)."""
-        fmt = self.settings.format_spec(prompt_format, think_prefilled)
-        pending = prepare(text, ground_truth, fmt, self.settings.reward, candidates)
+        pending = prepare(text, qrels, self.settings.format_spec(fmt, think_prefilled), self.settings.reward, candidates)
         if pending.query is not None and self.service is None:
             raise KeyError("reward.reward_kwargs.retrieval is required for query-writing formats")
         return await score_with_service(pending, self.service)

@@ -1,27 +1,18 @@
-"""Named prompt formats: the words the policy reads, and the answer the reward checks.
+"""Named prompt formats: the words the policy reads, the agent loop that renders them, and
+the answer the reward checks.
 
 Each format knows its task inputs, its system and user text, an optional pre-filled start of
-the assistant turn, and the :class:`FormatSpec` (answer key, think block) that the reward
-enforces: the dataset records the format name in ``extra_info["prompt_format"]`` and the
-reward looks the spec up here (:func:`format_spec`), so the reward checks exactly the format
-the prompt asked for. :data:`DEFAULT_FORMAT` is the format of a dataset row or reward call that
-names none; :data:`TASK_FORMATS` the one an evaluation reads each task's outputs with.
+the assistant turn, the agent loop that runs its episodes (:attr:`PromptFormat.agent_loop`)
+and the :class:`FormatSpec` (answer key, think block) that the reward enforces. The dataset
+records the format name in ``extra_info["prompt_format"]``; the reward manager looks the
+format up once per sample and reads everything it needs off it.
 
-Two families:
-
-* ``paper_*``: the released Rec-R1 prompts, verbatim (typos included), with the pre-filled
-  assistant turn ``"Let me solve this step by step.\n<think>"`` (:data:`PAPER_PREFILL`).
-  They ask for Boolean operators (AND, OR) that a bag-of-words BM25 engine drops (Rec-R1
-  defect 2): kept as released, so that the paper's setting is one name away.
-* ours (``bm25_query``, ``dense_expansion``, ...): plain-spoken about the engine (Boolean
-  operators and quotes have no effect on BM25), no pre-fill. ``bm25_query_rare_words`` adds
-  our earlier hint that the engine favours rare words (a nudge towards keyword stuffing).
-  ``bm25_literature``: a researcher's request to a search engine over scientific abstracts
-  (the TREC collections of :mod:`verl_rec.data.trec_collection`).
-
+Two families: ``paper_*``, the released Rec-R1 prompts verbatim (typos and the Boolean
+operators a bag-of-words engine drops included; docs/fidelity.md), pre-filled with
+:data:`PAPER_PREFILL`; and ours, plain-spoken about the engine and not pre-filled (but for the
+quickstart's ``bm25_literature_short``, pre-filled past ``<think>`` up to the query).
 :meth:`PromptFormat.render` gives the exact text the rollout tokenizes (chat template plus
-pre-fill): the prefill agent loop, the evaluation's generation and the dev kit's format
-warm-up all call it.
+pre-fill): the prefill agent loop, the evaluation's generation and the dev kit use it.
 """
 
 from __future__ import annotations
@@ -31,10 +22,15 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
-from verl_rec.agent.prompts import SEARCH_INSTRUCTIONS
+from verl_rec.agent.protocol import tool_call_text
 from verl_rec.tasks.records import TaskRecord
 
 DEFAULT_FORMAT = "bm25_query"
+
+#: the agent loop that renders a format's pre-filled assistant turn (:mod:`verl_rec.integration.prefill_agent_loop`)
+PREFILL_AGENT_LOOP = "verl_rec_prefill"
+#: the multi-turn loop of the formats whose policy may search first (:mod:`verl_rec.integration.search_agent_loop`)
+SEARCH_AGENT_LOOP = "rec_search_agent"
 
 #: the released Rec-R1 prompts end with this start of the assistant turn
 PAPER_PREFILL = "Let me solve this step by step.\n<think>"
@@ -74,7 +70,13 @@ class FormatSpec:
 class PromptFormat:
     """One prompt wording. ``render_user`` gives the user turn; ``append_rules`` adds our output
     rules after it (the paper's user text carries its own); ``assistant_prefill`` starts the
-    assistant turn (the model continues it)."""
+    assistant turn (the model continues it).
+
+    ``agent_loop``: the veRL agent loop that renders this format's episodes, ``None`` for veRL's
+    own single-turn loop. A pre-fill needs :data:`PREFILL_AGENT_LOOP` (veRL's loops start the
+    assistant turn empty); a format that tells the policy it may search needs
+    :data:`SEARCH_AGENT_LOOP` (the search tool and the episode the reward scores).
+    """
 
     name: str
     task: str
@@ -84,6 +86,17 @@ class PromptFormat:
     example: str = '{"query": "..."}'
     append_rules: bool = True
     assistant_prefill: str | None = None
+    agent_loop: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.assistant_prefill and self.agent_loop != PREFILL_AGENT_LOOP:
+            raise ValueError(f"prompt format {self.name!r} pre-fills the assistant turn: only agent loop "
+                             f"{PREFILL_AGENT_LOOP!r} renders that, not {self.agent_loop!r}")
+
+    @property
+    def searches(self) -> bool:
+        """The policy may search before it answers: episodes run in :data:`SEARCH_AGENT_LOOP`."""
+        return self.agent_loop == SEARCH_AGENT_LOOP
 
     @property
     def think_prefilled(self) -> bool:
@@ -96,6 +109,15 @@ class PromptFormat:
         after = self.assistant_prefill.split("<think>", 1)[1] if self.think_prefilled else ""
         return FormatSpec(answer_key=self.answer_key, require_think=True, think_prefilled=self.think_prefilled,
                           prefill_after_think=after)
+
+    def spec_for(self, think_prefilled: bool | None = None, max_query_words: int | None = None,
+                 format_rule: str = "released") -> FormatSpec:
+        """What the reward checks for this format's outputs, with a recipe's settings applied.
+
+        ``think_prefilled=None`` follows the format (its pre-fill opens ``<think>``); ``True`` or
+        ``False`` says what the rollout really did (the reward manager reads it off the prompt).
+        """
+        return _spec_for(self, think_prefilled, max_query_words, format_rule)
 
     def messages(self, record: TaskRecord) -> list[dict[str, str]]:
         """Chat messages for veRL's ``prompt`` column (the pre-fill is not a message: see :meth:`render`)."""
@@ -137,6 +159,14 @@ def _literature_user(record: TaskRecord) -> str:
 
 def _literature_short_user(record: TaskRecord) -> str:
     return f'Request: "{record.query}"\nWrite the search query: the words that name the topic.'
+
+
+#: what an agent format adds to the user turn: the call syntax of the search tool (:mod:`verl_rec.agent.protocol`)
+SEARCH_INSTRUCTIONS = (
+    "Before answering you may search the catalog to see what a query retrieves. To search, write only "
+    f"{tool_call_text('your query')} and stop; the engine replies with the top products (id | title). "
+    "Refine your query with what you see, then give the final query."
+)
 
 
 def _bm25_agent_user(record: TaskRecord) -> str:
@@ -269,7 +299,7 @@ def _query(record: TaskRecord) -> str:
 
 def _paper(name: str, task: str, task_text: str, boolean: bool, input_of: Callable[[TaskRecord], str]) -> PromptFormat:
     return PromptFormat(name, task, _PAPER_SYSTEM, _paper_user(task_text, boolean, input_of), example='{"query": xxx}',
-                        append_rules=False, assistant_prefill=PAPER_PREFILL)
+                        append_rules=False, assistant_prefill=PAPER_PREFILL, agent_loop=PREFILL_AGENT_LOOP)
 
 
 FORMATS: dict[str, PromptFormat] = {
@@ -277,13 +307,13 @@ FORMATS: dict[str, PromptFormat] = {
     for f in (
         PromptFormat("bm25_query", "search", _BM25_SYSTEM, _bm25_user),
         PromptFormat("bm25_query_rare_words", "search", _BM25_RARE_WORDS_SYSTEM, _bm25_user),
-        # a TREC collection's verbose requests (verl_rec.data.trec_collection): scientific abstracts
+        # a TREC collection's verbose requests (verl_rec.builders.trec_collection): scientific abstracts
         PromptFormat("bm25_literature", "search", _BM25_LITERATURE_SYSTEM, _literature_user),
         # the quickstart's: a short prompt, and the answer pre-filled up to the query (an untrained
         # small model then writes a query at once; the reward reads the output after the pre-fill)
         PromptFormat("bm25_literature_short", "search", _BM25_LITERATURE_SHORT_SYSTEM, _literature_short_user,
-                     append_rules=False, assistant_prefill=SHORT_ANSWER_PREFILL),
-        PromptFormat("bm25_agent", "search", _BM25_SYSTEM, _bm25_agent_user),  # verl_rec.agent: may search first
+                     append_rules=False, assistant_prefill=SHORT_ANSWER_PREFILL, agent_loop=PREFILL_AGENT_LOOP),
+        PromptFormat("bm25_agent", "search", _BM25_SYSTEM, _bm25_agent_user, agent_loop=SEARCH_AGENT_LOOP),
         PromptFormat("dense_expansion", "search", _DENSE_SYSTEM, _dense_user),
         PromptFormat("review_rewrite", "search", _DENSE_SYSTEM, _review_user),
         PromptFormat("seqrec_query", "seqrec", _BM25_SYSTEM, _seqrec_user),
@@ -317,14 +347,15 @@ def get_format(name: str) -> PromptFormat:
         raise KeyError(f"unknown prompt format {name!r}; known formats: {sorted(FORMATS)}") from None
 
 
-@lru_cache(maxsize=256)  # the reward looks a format up for every sample
-def format_spec(name: str, think_prefilled: bool | None = None, max_query_words: int | None = None,
-                format_rule: str = "released") -> FormatSpec:
-    """What the reward checks for outputs of format ``name``, with a recipe's settings applied.
-
-    ``think_prefilled=None`` follows the format (its pre-fill opens ``<think>``); ``True`` or
-    ``False`` says what the rollout really did (the reward manager reads it off the prompt).
-    """
-    spec = get_format(name).spec
+@lru_cache(maxsize=256)  # the reward asks for every sample; formats and specs are frozen
+def _spec_for(fmt: PromptFormat, think_prefilled: bool | None, max_query_words: int | None,
+              format_rule: str) -> FormatSpec:
+    spec = fmt.spec
     prefilled = spec.think_prefilled if think_prefilled is None else bool(think_prefilled)
     return replace(spec, think_prefilled=prefilled, max_query_words=max_query_words, format_rule=format_rule)
+
+
+def format_spec(name: str, think_prefilled: bool | None = None, max_query_words: int | None = None,
+                format_rule: str = "released") -> FormatSpec:
+    """:meth:`PromptFormat.spec_for` of the format called ``name`` (for callers that hold a name)."""
+    return get_format(name).spec_for(think_prefilled, max_query_words, format_rule)

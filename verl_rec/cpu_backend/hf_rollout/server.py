@@ -72,6 +72,9 @@ class HFRolloutServer:
         self.eos_token_id = eos if eos is not None else tokenizer.eos_token_id  # int or list, as HF allows
         self.eos_ids = set(self.eos_token_id) if isinstance(self.eos_token_id, (list, tuple)) else {self.eos_token_id}
         self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.eos_ids)
+        # Seeded as veRL seeds vLLM (replica_rank + rollout.seed): runs that differ only in
+        # actor_rollout_ref.rollout.seed sample differently; the same seed samples the same.
+        torch.manual_seed(int(self.config.seed) + replica_rank)
 
     # -- generation ------------------------------------------------------------------
     async def generate(

@@ -7,8 +7,8 @@ term, ordered by score descending then document id string ascending (Anserini's
 Lucene's exact float32 ones: a query term repeated ``n`` times is Anserini's clause boost ``n``;
 for powers of two ``n * score`` is exact, other boosts are recomputed from the stored term
 frequency and norm byte, so they are exact too (pyserini additionally rounds what it reports,
-see :func:`~verl_rec.retrieval.bm25s.lucene_scoring.anserini_adjusted_scores`). On a harsh
-synthetic corpus the numba kernel ran at ~0.8x the speed of ``bm25s.retrieve``.
+see :func:`~verl_rec.retrieval.bm25s.lucene_scoring.anserini_adjusted_scores`). Its speed
+against ``bm25s.retrieve``: docs/performance.md.
 
 ``import bm25s`` here is the third-party package (absolute import), not this subpackage.
 """

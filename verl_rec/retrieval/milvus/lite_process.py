@@ -131,6 +131,10 @@ class LiteProcess:
     def pid(self) -> int:
         return int(self._process.pid)
 
+    def running(self) -> bool:
+        """Whether the engine process is still alive."""
+        return self._process is not None and self._process.poll() is None
+
     def stop(self) -> None:
         """End the engine and release the database. Safe to call twice."""
         if self._lock is not None and not self._lock.closed:

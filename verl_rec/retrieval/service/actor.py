@@ -1,32 +1,16 @@
 """The shared per-node retrieval service: one engine, many reward workers.
 
-veRL 0.9 scores one sample per request from ``reward.num_workers`` Ray actors. Opening a JVM
-or a million-document index in each of them would multiply memory and lose batching, so
-every worker talks to ONE named Ray actor per node (``get_if_exists``) that:
-
-* opens the engine in its own process (the JVM starts there, never before a fork) with
-  warm-up at start, not on the first training step;
-* collects concurrent requests for ``batch_window_ms`` or until ``max_batch_size``, then
-  runs them as one engine batch (micro-batching); while the engine runs a batch, new requests
-  queue up and become the next batch as soon as it is free (a busy engine gets big batches,
-  and no batch waits behind another in a queue). A window also closes as soon as every
-  reward worker seen in the last ``_CALLER_TTL_S`` has sent a call into it: a GRPO step's
-  workers send their samples at about the same moment, and waiting out the window after the
-  last of them only idles the engine;
-* answers identical queries once per batch (a GRPO group often repeats a query) and keeps a
-  bounded LRU cache of answers across batches;
-* returns, when the caller passes its targets, only the positions of those targets: the
-  metric needs nothing else, and 1000 ids per call would cost more than the search. The
-  engine computes them itself (:meth:`Retriever.target_positions`) without building the id
-  strings; ``target_positions_many`` takes many requests in one Ray call (what
-  :class:`~verl_rec.retrieval.service.client.RetrievalClient` sends).
-
-Scaling: the service is named per engine and per node (``<name>-<backend>-<digest>@<node_id>``,
-:mod:`.placement`) and pinned to that node, so a multi-node job gets one service per node, each
-reward worker talks to its local one, and jobs with different indexes never share one. A
-dead service is restarted by Ray (``max_restarts=-1``); a request in flight when it died
-fails and is scored as a retrieval error by the caller; the next request reaches the new
-process. This module knows nothing of veRL or LLMs.
+veRL scores one sample per request from ``reward.num_workers`` Ray actors; opening a JVM or a
+large index in each would multiply memory and lose batching. So every worker talks to ONE
+named Ray actor per node and engine (``get_if_exists``, named and pinned by :mod:`.placement`)
+that opens the engine in its own process (warmed up at start; the JVM never crosses a fork),
+micro-batches concurrent requests (``batch_window_ms``, ``max_batch_size``; a window closes
+early once every reward worker seen in the last ``_CALLER_TTL_S`` has sent into it), answers
+repeated queries once, keeps an LRU cache, and returns only the positions of the caller's
+targets (:meth:`Retriever.target_positions`; ``target_positions_many`` takes many requests in
+one Ray call). Ray restarts a dead service (``max_restarts=-1``); the request in flight fails
+and is scored as a retrieval error. docs/architecture.md ("The retrieval service") says why.
+This module knows nothing of veRL or LLMs.
 """
 
 from __future__ import annotations

@@ -120,8 +120,8 @@ class RetrievalClient:
     ``target_positions`` calls made concurrently from one event loop (veRL's reward worker runs
     one task per sample) are sent as ONE Ray call (``target_positions_many``): while a call is
     in flight, new requests queue up and leave together when it returns. A Ray actor call costs
-    ~1 ms of CPU on each side, more than scoring a sample; ``coalesce=False`` sends one call per
-    request. Each call carries this client's id, so that the service closes a batch window as
+    more CPU on each side than scoring a sample (docs/performance.md); ``coalesce=False`` sends
+    one call per request. Each call carries this client's id, so that the service closes a batch window as
     soon as every worker has sent. ``hits`` (a search tool's top k with short texts) coalesces
     the same way, through ``hits_many``.
     """

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from verl_rec.retrieval.service.placement import reserved_gpus
+
 
 @dataclass(frozen=True)
 class ServiceConfig:
@@ -26,8 +28,6 @@ class ServiceConfig:
     num_gpus: float | None = None  # None: 1 when the engine runs on a GPU, else 0 (see .placement)
 
     def __post_init__(self) -> None:
-        from verl_rec.retrieval.service.placement import reserved_gpus
-
         reserved_gpus(self)  # a GPU engine that reserves no GPU is refused here, before any process starts
 
     @classmethod

@@ -25,10 +25,12 @@ import logging
 import math
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from verl_rec.retrieval.base import is_engine_uri
-from verl_rec.retrieval.service.config import ServiceConfig
+
+if TYPE_CHECKING:  # placement reads a config's fields; the config checks itself with reserved_gpus
+    from verl_rec.retrieval.service.config import ServiceConfig
 
 DIGEST_CHARS = 12
 

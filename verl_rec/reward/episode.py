@@ -18,12 +18,12 @@ keys to the scorer's (:func:`agent_keys`), the same for every sample:
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from verl_rec.agent.episode import Episode
+from verl_rec.reward.contract import RewardResult, RewardSpec
 from verl_rec.reward.parsing import ParsedOutput
 from verl_rec.reward.scorer import ServiceScorer, prepare, prepare_answer, score_with_service
-from verl_rec.reward.scoring import RewardResult, RewardSpec
+from verl_rec.tasks.formats import PromptFormat
 
 
 def first_search_key(spec: RewardSpec) -> str:
@@ -36,12 +36,14 @@ def agent_keys(spec: RewardSpec) -> tuple[str, ...]:
             "tool_tokens")
 
 
-async def score_episode(scorer: ServiceScorer, episode: Episode, ground_truth: Any, prompt_format: str) -> RewardResult:
-    """Score the final turn of ``episode`` (and, for the log, its first searched query)."""
+async def score_episode(scorer: ServiceScorer, episode: Episode, qrels: dict[str, float],
+                        prompt_format: PromptFormat) -> RewardResult:
+    """Score the final turn of ``episode`` (and, for the log, its first searched query) against
+    the parsed ground truth ``qrels``."""
     settings = scorer.settings
     spec = settings.reward
     fmt = settings.format_spec(prompt_format)
-    final = prepare(episode.final_text, ground_truth, fmt, spec)
+    final = prepare(episode.final_text, qrels, fmt, spec)
     if scorer.service is None and final.query is not None:
         raise KeyError("reward.reward_kwargs.retrieval is required for query-writing formats")
     jobs = [score_with_service(final, scorer.service)]

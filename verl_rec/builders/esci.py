@@ -33,9 +33,11 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from verl_rec.data.download import resolve_input
-from verl_rec.data.io import InputError, read_table, require_type
-from verl_rec.data.manifest import Manifest
+from verl_rec.builders.download import resolve_input
+from verl_rec.builders.io import read_table, require_type
+from verl_rec.builders.manifest import Manifest
+from verl_rec.errors import InputError
+from verl_rec.tasks.record_files import write_records
 from verl_rec.tasks.records import TaskRecord
 
 EXAMPLE_COLUMNS = ("example_id", "query", "query_id", "product_id", "product_locale", "esci_label",
@@ -277,18 +279,3 @@ def split_train(pool: list[TaskRecord], test: list[TaskRecord], rule: str, optio
                          "for validation; lower --val-size (the dropped counts in the manifest say what was filtered)")
     val = [TaskRecord(**{**r.__dict__, "split": "val"}) for r in val_pool if r.record_id in val_ids]
     return {"train": train, "val": val}
-
-
-def write_records(records: list[TaskRecord], path: Path) -> None:
-    """Parquet with the task-record schema (empty files keep the columns)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    schema = pa.schema([
-        ("record_id", pa.string()), ("data_source", pa.string()), ("task", pa.string()), ("query", pa.string()),
-        ("history", pa.list_(pa.string())),
-        ("candidates", pa.list_(pa.struct([("id", pa.string()), ("text", pa.string())]))),
-        ("qrels", pa.string()), ("split", pa.string()),
-    ])
-    table = pa.Table.from_pylist([r.to_row() for r in records], schema=schema)
-    pq.write_table(table, path)

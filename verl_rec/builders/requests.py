@@ -21,7 +21,7 @@ import string
 from collections.abc import Sequence
 from pathlib import Path
 
-from verl_rec.data.io import InputError
+from verl_rec.errors import InputError
 
 REQUEST_TEMPLATES: tuple[str, ...] = (
     "Hi! I'm a graduate student and my thesis touches on {topic}. Could you point me to papers on this? "

@@ -14,11 +14,12 @@ is not a miss; a query the engine refused scores 0 and is counted (``retrieval_e
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
+from verl_rec.reward.contract import RewardSpec
 from verl_rec.reward.parsing import ParsedOutput
 from verl_rec.reward.scorer import Pending, prepare, prepare_answer, score_with_search
-from verl_rec.reward.scoring import RewardSpec
 from verl_rec.tasks.formats import FormatSpec
 from verl_rec.tasks.records import TaskRecord
 
@@ -47,6 +48,21 @@ def raw_answer(record: TaskRecord, first_stage: Mapping[str, Any] | None = None)
     if first_stage is not None:
         return ParsedOutput(answer=list(first_stage["first_stage"]))
     return ParsedOutput(answer=[c.id for c in record.candidates])
+
+
+def first_stage_orders(record_paths: Sequence[str]) -> dict[str, Any]:
+    """Rerank sidecar rows (the first-stage order) of every records file that has one, by record id."""
+    from verl_rec.builders.rerank import read_sidecar
+
+    first_stage: dict[str, Any] = {}
+    for path in record_paths:
+        first_stage.update(read_sidecar(path) or {})
+    return first_stage
+
+
+def sampled_records(records: Sequence[TaskRecord], n: int) -> list[TaskRecord]:
+    """Each record ``n`` times, as ``<record_id>#<k>``: the rows a sampled system is scored on."""
+    return [replace(r, record_id=f"{r.record_id}#{k}") for r in records for k in range(n)]
 
 
 def prepare_raw(records: Sequence[TaskRecord], first_stage: Mapping[str, Any], formats: Mapping[str, FormatSpec],

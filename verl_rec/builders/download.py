@@ -19,7 +19,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from verl_rec.data.io import InputError
+from verl_rec.errors import InputError
 
 DEFAULT_CACHE = Path(os.environ.get("VERL_REC_CACHE", Path.home() / ".cache" / "verl_rec" / "downloads"))
 URL_SCHEMES = ("http", "https", "file")

@@ -2,7 +2,7 @@
 
 The queries are split into train and held-out ONCE, by a seeded shuffle of the query ids,
 before any model or query is scored. ``requests="verbose"`` turns each query into the
-natural-language requests of :mod:`verl_rec.data.requests` (train: every training template per
+natural-language requests of :mod:`verl_rec.builders.requests` (train: every training template per
 query, so the policy sees many phrasings of the same need; held-out: one seeded template per
 query, once from the training templates and once from templates training never shows);
 ``requests="terse"`` keeps the collection's own query text.
@@ -20,11 +20,11 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from verl_rec.data.esci import write_records
-from verl_rec.data.io import InputError
-from verl_rec.data.manifest import Manifest
-from verl_rec.data.requests import REQUEST_TEMPLATES, UNSEEN_REQUEST_TEMPLATES, render_request, seeded_template
+from verl_rec.builders.manifest import Manifest
+from verl_rec.builders.requests import REQUEST_TEMPLATES, UNSEEN_REQUEST_TEMPLATES, render_request, seeded_template
+from verl_rec.errors import InputError
 from verl_rec.retrieval.trec import read_qrels, read_trec_topics, trec_docs_to_jsonl
+from verl_rec.tasks.record_files import write_records
 from verl_rec.tasks.records import TaskRecord
 
 REQUEST_KINDS = ("verbose", "terse")

@@ -23,10 +23,10 @@ from typing import Any
 
 from tqdm import tqdm
 
-from verl_rec.data.esci import write_records
-from verl_rec.data.io import InputError
-from verl_rec.data.manifest import Manifest
+from verl_rec.builders.manifest import Manifest
+from verl_rec.errors import InputError
 from verl_rec.jsonl import json_objects
+from verl_rec.tasks.record_files import write_records
 from verl_rec.tasks.records import Candidate, TaskRecord
 
 SIDECAR_SUFFIX = ".candidates.jsonl"
@@ -126,7 +126,7 @@ def build_rerank(record_paths: Sequence[str | Path], out_dir: str | Path, corpus
                  retriever: Any = None, run: Mapping[str, Sequence[str]] | None = None,
                  options: RerankOptions = RerankOptions(), settings: dict | None = None) -> Manifest:
     """Write one re-ranking parquet (+ sidecar) per input parquet, and ``manifest.json``."""
-    from verl_rec.evaluation.inputs import read_records
+    from verl_rec.tasks.record_files import read_records
 
     if (retriever is None) == (run is None):
         raise InputError("give exactly one first stage: a retriever (--backend/--index) or a run file (--run)")

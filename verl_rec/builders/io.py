@@ -19,13 +19,10 @@ from typing import IO, Any
 
 import pandas as pd
 
+from verl_rec.errors import InputError
 from verl_rec.jsonl import json_objects
 
 COMPRESSIONS = (".gz", ".bz2", ".xz", ".zst")
-
-
-class InputError(ValueError):
-    """A missing or malformed input file; the message says which file, which column, what to do."""
 
 
 def table_kind(path: str | Path) -> str:
@@ -148,3 +145,27 @@ def clean_text(value: Any) -> str:
     if isinstance(value, list):
         value = " ".join(str(v) for v in value if v is not None)
     return " ".join(str(value).split())
+
+
+def read_run(path: str | Path) -> dict[str, list[str]]:
+    """A TREC run (``qid Q0 docid rank score tag``) as ``{qid: [docid, ...]}``, best first.
+
+    Hits are ordered by score descending, then rank ascending (trec_eval orders by score).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"run file {path} does not exist")
+    hits: dict[str, list[tuple[float, int, str]]] = {}
+    with path.open("r", encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, start=1):
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) != 6:
+                raise InputError(f"{path}:{line_no}: expected 'qid Q0 docid rank score tag', got {line.strip()[:120]!r}")
+            qid, _, docid, rank, score, _ = parts
+            try:
+                hits.setdefault(qid, []).append((-float(score), int(rank), docid))
+            except ValueError:
+                raise InputError(f"{path}:{line_no}: column rank must be an integer and score a number") from None
+    return {qid: [doc for _, _, doc in sorted(rows)] for qid, rows in hits.items()}

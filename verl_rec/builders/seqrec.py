@@ -33,11 +33,12 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from verl_rec.data.download import resolve_input
-from verl_rec.data.esci import write_records
-from verl_rec.data.io import InputError, clean_text, iter_jsonl, read_table, require_type
-from verl_rec.data.item_corpus import write_unique_items
-from verl_rec.data.manifest import Manifest
+from verl_rec.builders.download import resolve_input
+from verl_rec.builders.io import clean_text, iter_jsonl, read_table, require_type
+from verl_rec.builders.item_corpus import write_unique_items
+from verl_rec.builders.manifest import Manifest
+from verl_rec.errors import InputError
+from verl_rec.tasks.record_files import write_records
 from verl_rec.tasks.records import TaskRecord
 
 INTERACTION_COLUMNS = ("user_id", "parent_asin", "rating", "timestamp", "history")

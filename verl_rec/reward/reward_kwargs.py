@@ -12,8 +12,8 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from verl_rec.retrieval.service.config import ServiceConfig
-from verl_rec.reward.scoring import RewardSpec
-from verl_rec.tasks.formats import FormatSpec, format_spec
+from verl_rec.reward.contract import RewardSpec
+from verl_rec.tasks.formats import FormatSpec, PromptFormat
 
 #: how a ranking becomes a reward (:class:`RewardSpec`)
 REWARD_KEYS = tuple(f.name for f in fields(RewardSpec))
@@ -73,8 +73,8 @@ class RewardSettings:
             search_cost=search_cost,
         )
 
-    def format_spec(self, prompt_format: str, think_prefilled: bool | None = None) -> FormatSpec:
-        """What outputs of ``prompt_format`` must look like under these settings; ``think_prefilled``
-        is what this rollout's prompt did (a recipe's explicit setting wins)."""
+    def format_spec(self, fmt: PromptFormat, think_prefilled: bool | None = None) -> FormatSpec:
+        """What outputs of ``fmt`` must look like under these settings; ``think_prefilled`` is
+        what this rollout's prompt did (a recipe's explicit setting wins)."""
         prefilled = self.think_prefilled if self.think_prefilled is not None else think_prefilled
-        return format_spec(prompt_format, prefilled, self.max_query_words, self.format_rule)
+        return fmt.spec_for(prefilled, self.max_query_words, self.format_rule)

@@ -1,1 +1,0 @@
-"""Dataset builders shared by ``data_preprocess/`` commands and the tests."""
