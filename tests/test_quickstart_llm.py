@@ -24,7 +24,7 @@ def record(rid: str, query: str) -> TaskRecord:
 
 @pytest.fixture(scope="module")
 def task(tmp_path_factory):
-    from verl_rec.data.trec_collection import build_trec_collection
+    from verl_rec.builders.trec_collection import build_trec_collection
 
     root = tmp_path_factory.mktemp("vaswani")
     files = unpack_vaswani(root / "source")
@@ -33,7 +33,7 @@ def task(tmp_path_factory):
 
 
 def test_bundled_collection_unpacks_to_the_vaswani_task(task):
-    from verl_rec.evaluation.inputs import read_records
+    from verl_rec.tasks.record_files import read_records
 
     assert sorted(p.name for p in (task / "source").iterdir()) == sorted(VASWANI_FILES)
     manifest = json.loads((task / "task" / "manifest.json").read_text())

@@ -50,7 +50,7 @@ def check_requirements() -> None:
 def prepare(work: Path, log: TextIO | None) -> tuple[Path, Path]:
     """The converted model and the task folder (records + Lucene index), each built once."""
     from verl_rec.bundled import unpack_vaswani
-    from verl_rec.data.trec_collection import build_trec_collection
+    from verl_rec.builders.trec_collection import build_trec_collection
     from verl_rec.devkit.smollm2 import convert
     from verl_rec.quickstart import engine_output
     from verl_rec.retrieval.lucene.build import build_lucene_index, is_lucene_index
@@ -119,7 +119,7 @@ def results(work: Path, task: Path, history: dict[int, dict[str, float]], second
     """Score the three systems, write ``quickstart.json`` and the PNG next to the log; the final line."""
     from verl_rec.devkit.curve import plot_curve
     from verl_rec.devkit.heldout import dumped_ndcg, mean, raw_request_ndcg
-    from verl_rec.evaluation.inputs import read_records
+    from verl_rec.tasks.record_files import read_records
 
     records = read_records(task / "test.parquet")
     validated = sorted(s for s, m in history.items() if "val-aux/vaswani/ndcg@10/mean@1" in m)

@@ -11,7 +11,7 @@ import shutil
 from importlib.resources import files
 from pathlib import Path
 
-#: the collection's files as :func:`verl_rec.data.trec_collection.build_trec_collection` reads them
+#: the collection's files as :func:`verl_rec.builders.trec_collection.build_trec_collection` reads them
 VASWANI_FILES = ("doc-text.trec", "query-text.trec", "qrels")
 
 
