@@ -25,12 +25,12 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager, redirect_stderr, redirect_stdout
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TextIO
 
 from verl_rec.builders.esci import EsciOptions, build_esci
+from verl_rec.devkit.console import engine_output
 from verl_rec.devkit.synthetic_catalog import write_esci_release
 from verl_rec.devkit.val_metrics import data_source_counts, validation_mean
 from verl_rec.recipes import RECIPES_DIR
@@ -44,34 +44,6 @@ def data_root() -> Path:
 
 def say(message: str) -> None:
     print(f"[quickstart] {message}", flush=True)
-
-
-@contextmanager
-def engine_output(log: TextIO | None) -> Iterator[None]:
-    """Route this process' stdout/stderr (and so its children's: the Java indexer) to ``log``.
-
-    Both the file descriptors (JVM, native libraries, child processes) and Python's
-    ``sys.stdout``/``sys.stderr`` (progress bars, warnings) are redirected.
-    ``None`` (``--verbose``) leaves everything on the console.
-    """
-    if log is None:
-        yield
-        return
-    sys.stdout.flush()
-    sys.stderr.flush()
-    log.flush()
-    saved = os.dup(1), os.dup(2)
-    try:
-        os.dup2(log.fileno(), 1)
-        os.dup2(log.fileno(), 2)
-        with redirect_stdout(log), redirect_stderr(log):
-            yield
-    finally:
-        log.flush()
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        for fd in saved:
-            os.close(fd)
 
 
 def prepare(root: Path, log: TextIO | None = None, n_products: int = 2000, n_queries: int = 300) -> Path:

@@ -49,10 +49,10 @@ def check_requirements() -> None:
 
 def prepare(work: Path, log: TextIO | None) -> tuple[Path, Path]:
     """The converted model and the task folder (records + Lucene index), each built once."""
-    from verl_rec.bundled import unpack_vaswani
     from verl_rec.builders.trec_collection import build_trec_collection
+    from verl_rec.bundled import unpack_vaswani
+    from verl_rec.devkit.console import engine_output
     from verl_rec.devkit.smollm2 import convert
-    from verl_rec.quickstart import engine_output
     from verl_rec.retrieval.lucene.build import build_lucene_index, is_lucene_index
 
     model = work / "smollm2"
