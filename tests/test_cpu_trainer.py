@@ -74,11 +74,12 @@ def test_parse_step_metrics_reads_console_logger_lines() -> None:
 
 
 def test_hf_server_samples_with_log_probs_and_reloads_weights(tiny_model_dir: Path) -> None:
-    """The server in-process (no Ray): sampling, log-probs, global_steps, weight reload."""
+    """The server in-process (no Ray): sampling, log-probs, global_steps, weight reload (packed, as the adapter sends)."""
     import torch
     from verl.workers.config import RolloutConfig
 
     from verl_rec.cpu_backend.hf_rollout.server import HFRolloutServer
+    from verl_rec.cpu_backend.hf_rollout.weight_buffer import pack
 
     config = RolloutConfig(name=ROLLOUT_NAME, prompt_length=64, response_length=8, dtype="float32")
     model_config = {"path": str(tiny_model_dir), "override_config": {"attn_implementation": "sdpa"}}
@@ -88,7 +89,11 @@ def test_hf_server_samples_with_log_probs_and_reloads_weights(tiny_model_dir: Pa
     async def scenario() -> tuple:
         sampled = await server.generate(prompt, {"temperature": 1.0, "top_p": 1.0, "logprobs": True}, "a")
         zeros = {name: torch.zeros_like(t) for name, t in server.model.state_dict().items()}
-        await server.update_weights(zeros, global_steps=7)
+        buffer, slots = pack(zeros.items())
+        buffer.flags.writeable = False  # as Ray's object store hands it over
+        await server.update_packed_weights(buffer, slots, global_steps=7)
+        with pytest.raises(RuntimeError, match="weight sync mismatch"):
+            await server.update_packed_weights(*pack([("not.a.weight", torch.zeros(2))]), global_steps=8)
         greedy = await server.generate(prompt, {"temperature": 0, "logprobs": True}, "b")
         return sampled, greedy
 

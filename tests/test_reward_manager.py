@@ -104,3 +104,17 @@ def test_manager_reads_an_output_after_the_prefill_as_its_continuation(manager, 
             out = score(manager, sample(tokenizer, no_prefill, "junk", paper_extra, '["B1"]'))
             assert out["reward_score"] == -2.0
     assert caplog.text.count("did not render the pre-fill") == 1
+
+
+def test_a_prefill_that_goes_past_think_opens_it_when_the_prompt_ends_with_all_of_it(manager, tokenizer):
+    """bm25_literature_short pre-fills past ``<think>`` into the answer: a prompt that ends with the
+    whole pre-fill opened ``<think>`` (the output is read after it, FormatSpec.prefill_after_think);
+    one without it did not."""
+    fmt = get_format("bm25_literature_short")
+    record = TaskRecord("v", "vaswani", "search", {"1": 1.0}, query="I need papers on radio waves.")
+    prefilled = fmt.render(tokenizer, record)
+    assert prefilled.endswith(fmt.assistant_prefill) and not prefilled.rstrip().endswith("<think>")
+    item = sample(tokenizer, prefilled, 'radio waves"}</answer>', {"prompt_format": fmt.name}, '{"1": 1}')[-1:][0]
+    assert manager.prompt_opens_think(item, fmt)
+    bare = sample(tokenizer, prefilled[: -len(fmt.assistant_prefill)], "x", {"prompt_format": fmt.name}, '{"1": 1}')
+    assert not manager.prompt_opens_think(bare[-1:][0], fmt)

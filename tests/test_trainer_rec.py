@@ -31,6 +31,7 @@ from omegaconf import OmegaConf
 from helpers_contract import in_contract
 from helpers_recipe_data import INDEX_BACKENDS, RecipeData, compose_recipe
 from verl_rec.devkit.cpu_sizes import CpuSizes, recipe_cpu_overrides
+from verl_rec.devkit.runner import RunResult, run_main_ppo
 from verl_rec.recipes import RECIPES_DIR as RECIPES
 from verl_rec.recipes import recipe_names
 
@@ -42,7 +43,9 @@ ELSEWHERE: dict[str, str] = {"esci_bm25_agent": "tests/test_agent_trainer.py",
                              "c4_bm25_agent": "tests/test_agent_trainer.py",
                              "esci_bm25_http": "tests/test_trainer_http.py",
                              "esci_bm25_milvus": "tests/test_trainer_milvus.py",
-                             "esci_dense_milvus": "tests/test_trainer_milvus.py"}
+                             "esci_dense_milvus": "tests/test_trainer_milvus.py",
+                             # SmolLM2 for ~10 min: python -m bench.quickstart; its parts and command there
+                             "quickstart_vaswani": "tests/test_quickstart_llm.py"}
 RUN = [name for name in recipe_names() if name not in ELSEWHERE]
 ROLLOUT_N = 4
 WARMUP_STEPS = 300
@@ -161,10 +164,23 @@ def assert_prefill_read(prompt_format: str, rows: list[dict]) -> None:
         assert (row["score"] != -2.0) == parse_output(row["output"], spec).ok, row
 
 
-@pytest.mark.parametrize("recipe", RUN)
-def test_main_ppo_recipe_on_cpu(plan, data_root, tmp_path, recipe):
-    from verl_rec.devkit.runner import run_main_ppo
+@dataclass(frozen=True)
+class TrainedRecipe:
+    """One recipe's finished ``main_ppo`` run: its result, what it read, its scored rollouts."""
 
+    result: RunResult
+    run: RecipeRun
+    rows: list[dict]
+    val_scores: list[float]
+
+
+def train_recipe(plan, data_root: RecipeData, tmp_path: Path, recipe: str,
+                 extra_env: dict[str, str] | None = None) -> TrainedRecipe:
+    """Run ``recipe`` for 2 steps on the CPU and check what every recipe must show.
+
+    Exit code 0, steps 1 and 2 logged, no process left behind, our extra keys in validation,
+    every reward in the contract's set, some rollout well formed. Shared with the Milvus file.
+    """
     model, runs = plan
     run = runs[recipe]
     sizes = CpuSizes(rollout_n=ROLLOUT_N, max_prompt_length=64 * math.ceil(run.prompt_tokens / 64),
@@ -174,12 +190,12 @@ def test_main_ppo_recipe_on_cpu(plan, data_root, tmp_path, recipe):
         [*recipe_cpu_overrides(model, tmp_path, run.backend, sizes),
          f"trainer.rollout_data_dir={dump}", f"trainer.validation_data_dir={val_dump}"],
         tmp_path / "main_ppo.log", timeout_s=900, config_args=[f"--config-dir={RECIPES}", f"--config-name={recipe}"],
-        extra_env={"VERL_REC_DATA": str(data_root.root)},
+        extra_env={"VERL_REC_DATA": str(data_root.root), **(extra_env or {})},
     )
     print(f"\n[{recipe}] exit {result.returncode} in {result.wall_s:.0f}s, peak RSS {result.peak_rss_bytes / 2**30:.2f} GiB")
     assert result.returncode == 0, result.tail()
     assert {1, 2} <= set(result.metrics), result.tail()
-    assert result.leftover == [], f"processes left behind: {result.leftover}"
+    assert result.leftover == [], f"processes left behind (an engine the service did not end?): {result.leftover}"
 
     final = result.metrics[2]
     for key in BASE_KEYS + run.metric_keys:  # validation logs our fixed extra keys per data source
@@ -190,20 +206,26 @@ def test_main_ppo_recipe_on_cpu(plan, data_root, tmp_path, recipe):
 
     rows = read_generations(dump)
     assert rows, "trainer.rollout_data_dir produced no generations"
-    groups = defaultdict(list)  # veRL's training dump: input, output, score, step (uid is per sample)
-    for row in rows:
-        groups[(row["step"], row["input"])].append(row["score"])  # a GRPO group = n rollouts of one prompt
-    assert all(len(g) == ROLLOUT_N for g in groups.values()), [len(g) for g in groups.values()]
-    scores = [s for g in groups.values() for s in g]
+    scores = [row["score"] for row in rows]
     val_scores = [row["score"] for row in read_generations(val_dump)]
     print(f"[{recipe}] {len(rows)} scored rollouts, scores seen: {sorted({round(s, 3) for s in scores})[:12]}; "
           f"validation: {sorted(round(s, 3) for s in val_scores)}")
+    assert val_scores, "trainer.validation_data_dir produced no generations"
     assert all(in_contract(s) for s in scores + val_scores), sorted(set(scores + val_scores))
     assert any(s != -2.0 for s in scores), "no rollout was well formed: the reward never scored an answer"
-    assert_prefill_read(run.prompt_format, rows)
-    if run.backend is None:  # re-ranking: every candidate list holds the target, so a well-formed answer scores > 0
-        assert any(s > 0 for s in scores), "the re-ranking branch never scored a candidate list"
-    assert val_scores, "trainer.validation_data_dir produced no generations"
+    return TrainedRecipe(result, run, rows, val_scores)
+
+
+@pytest.mark.parametrize("recipe", RUN)
+def test_main_ppo_recipe_on_cpu(plan, data_root, tmp_path, recipe):
+    trained = train_recipe(plan, data_root, tmp_path, recipe)
+    groups = defaultdict(list)  # veRL's training dump: input, output, score, step (uid is per sample)
+    for row in trained.rows:
+        groups[(row["step"], row["input"])].append(row["score"])  # a GRPO group = n rollouts of one prompt
+    assert all(len(g) == ROLLOUT_N for g in groups.values()), [len(g) for g in groups.values()]
+    assert_prefill_read(trained.run.prompt_format, trained.rows)
+    if trained.run.backend is None:  # re-ranking: every candidate list holds the target, so a well-formed answer scores > 0
+        assert any(s > 0 for g in groups.values() for s in g), "the re-ranking branch never scored a candidate list"
     # Not asserted: rewards varying within a GRPO group. The tiny model cannot copy a prompt's
     # words (it writes "I am looking for a portle" for a C4 request), so on the long C4 queries
     # a run may score every rollout 0; tests/test_trainer_learning.py is where learning is shown.

@@ -70,7 +70,10 @@ def test_wheel_ships_recipes_license_and_plugin_entry_point(installed):
     names = zipfile.ZipFile(installed["wheel"]).namelist()
     assert {"verl_rec/recipes/esci_bm25.yaml", "verl_rec/recipes/quickstart.yaml",
             "verl_rec/recipes/common/rec_r1_grpo.yaml", "verl_rec/data_preprocess/build_index.py",
-            "verl_rec/cpu_backend/hf_rollout/adapter.py", "verl_rec/devkit/tiny_model.py"} <= set(names)
+            "verl_rec/cpu_backend/hf_rollout/adapter.py", "verl_rec/devkit/tiny_model.py",
+            "verl_rec/recipes/quickstart_vaswani.yaml", "verl_rec/bundled/vaswani/doc-text.trec.gz",
+            "verl_rec/bundled/vaswani/query-text.trec.gz", "verl_rec/bundled/vaswani/qrels.gz",
+            "verl_rec/bundled/vaswani/NOTICE.md"} <= set(names)
     assert not [n for n in names if n.startswith(("tests/", "bench/"))]
     dist_info = next(n.split("/")[0] for n in names if n.endswith(".dist-info/METADATA"))
     assert f"{dist_info}/licenses/LICENSE" in names

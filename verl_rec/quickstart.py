@@ -1,5 +1,9 @@
 """``python -m verl_rec.quickstart``: the whole loop on a small bundled example, anywhere.
 
+By default a real LLM learns (:mod:`verl_rec.quickstart_llm`: SmolLM2-135M-Instruct, the
+bundled Vaswani collection, the ``quickstart_vaswani`` recipe; about ten minutes on 2 CPU
+cores). ``--tiny`` runs the original smoke version below in about three minutes:
+
 1. writes a small product catalog in the ESCI release schema (synthetic, offline);
 2. turns it into task records + corpus (the ESCI builder of ``verl_rec.data_preprocess``);
 3. indexes the corpus with Lucene (BM25, the paper's engine);
@@ -21,12 +25,12 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, redirect_stderr, redirect_stdout
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TextIO
 
 from verl_rec.builders.esci import EsciOptions, build_esci
+from verl_rec.devkit.console import engine_output
 from verl_rec.devkit.synthetic_catalog import write_esci_release
 from verl_rec.devkit.val_metrics import data_source_counts, validation_mean
 from verl_rec.recipes import RECIPES_DIR
@@ -40,34 +44,6 @@ def data_root() -> Path:
 
 def say(message: str) -> None:
     print(f"[quickstart] {message}", flush=True)
-
-
-@contextmanager
-def engine_output(log: TextIO | None) -> Iterator[None]:
-    """Route this process' stdout/stderr (and so its children's: the Java indexer) to ``log``.
-
-    Both the file descriptors (JVM, native libraries, child processes) and Python's
-    ``sys.stdout``/``sys.stderr`` (progress bars, warnings) are redirected.
-    ``None`` (``--verbose``) leaves everything on the console.
-    """
-    if log is None:
-        yield
-        return
-    sys.stdout.flush()
-    sys.stderr.flush()
-    log.flush()
-    saved = os.dup(1), os.dup(2)
-    try:
-        os.dup2(log.fileno(), 1)
-        os.dup2(log.fileno(), 2)
-        with redirect_stdout(log), redirect_stderr(log):
-            yield
-    finally:
-        log.flush()
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        for fd in saved:
-            os.close(fd)
 
 
 def prepare(root: Path, log: TextIO | None = None, n_products: int = 2000, n_queries: int = 300) -> Path:
@@ -153,8 +129,10 @@ def summary(history: dict[int, dict[str, float]], counts: Mapping[str, int] | No
 
 
 def train(cmd: list[str], env: dict[str, str], cwd: Path, log: TextIO, verbose: bool,
-          counts: Mapping[str, int] | None = None) -> int:
-    """Run main_ppo; every line goes to the log (and to the console with ``verbose``), step rows to the console."""
+          counts: Mapping[str, int] | None = None,
+          row: Callable[[int, dict[str, float]], str | None] | None = None) -> tuple[int, dict[int, dict[str, float]]]:
+    """Run main_ppo; every line goes to the log (and to the console with ``verbose``), step rows to
+    the console (:func:`show`, or ``row``'s line). Returns the exit code and the per-step metrics."""
     from verl_rec.devkit.runner import parse_step_metrics
 
     history: dict[int, dict[str, float]] = {}
@@ -168,40 +146,80 @@ def train(cmd: list[str], env: dict[str, str], cwd: Path, log: TextIO, verbose: 
             sys.stdout.write(line)
         for step, metrics in parse_step_metrics(line).items():
             history.setdefault(step, {}).update(metrics)
-            show(step, metrics, counts)
+            if row is None:
+                show(step, metrics, counts)
+            elif (text := row(step, metrics)) is not None:
+                say(text)
     code = proc.wait()
     log.flush()
     if code != 0:
         say(f"the last lines main_ppo printed (exit {code}):")
         sys.stdout.write("".join(tail))
-    elif (result := summary(history, counts)) is not None:
+    return code, history
+
+
+def run_tiny(args: argparse.Namespace, overrides: list[str], root: Path, work_dir: Path, log: TextIO) -> int:
+    """``--tiny``: the synthetic catalog, the tiny model, the ``quickstart`` recipe."""
+    quiet = None if args.verbose else log
+    prepare(root, quiet)
+    model_dir = None if args.gpu else prepare_tiny_model(root, quiet)
+    cmd, env = command(args.gpu, model_dir, overrides, args.steps)
+    say("training: stock main_ppo on the quickstart recipe, one row per step")
+    log.write(f"\n=== {' '.join(cmd)}\n")
+    counts = data_source_counts(root / "quickstart" / "esci" / "val.parquet")  # the recipe validates every row
+    code, history = train(cmd, env, work_dir, log, args.verbose, counts)
+    if code == 0 and (result := summary(history, counts)) is not None:
         say(f"before/after training: {result}")
+    return code
+
+
+def run_llm(args: argparse.Namespace, overrides: list[str], work_dir: Path, log: TextIO, log_path: Path) -> int:
+    """The default: SmolLM2-135M-Instruct on the bundled Vaswani task (:mod:`verl_rec.quickstart_llm`)."""
+    from verl_rec import quickstart_llm as llm
+
+    started = time.monotonic()
+    llm.check_requirements()
+    model, task = llm.prepare(work_dir, None if args.verbose else log)
+    cmd = llm.command(args.gpu, model, work_dir, overrides, args.steps)
+    env = dict(os.environ, VERL_REC_DATA=str(data_root()))
+    if not args.gpu:
+        from verl_rec.cpu_backend.overrides import cpu_env
+
+        env.update(cpu_env())
+    steps = args.steps or llm.recipe_steps()
+    say(f"training SmolLM2-135M-Instruct: stock main_ppo on the {llm.RECIPE} recipe, {steps} GRPO steps "
+        f"(prepared in {time.monotonic() - started:.0f} s)")
+    log.write(f"\n=== {' '.join(cmd)}\n")
+    code, history = train(cmd, env, work_dir, log, args.verbose, row=lambda s, m: llm.step_line(s, m, steps))
+    if code == 0:
+        with engine_output(None if args.verbose else log):  # the JVM's warnings while scoring the raw requests
+            line = llm.results(work_dir, task, history, time.monotonic() - started, log_path)
+        say(line)
     return code
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--gpu", action="store_true", help="run on GPUs with vLLM (pass a real model path override)")
+    parser.add_argument("--tiny", action="store_true",
+                        help="the ~3-minute smoke run: a tiny random model on a synthetic catalog (no real learning)")
+    parser.add_argument("--gpu", action="store_true", help="run on GPUs with vLLM (--tiny: pass a real model path override)")
     parser.add_argument("--log", default=None,
-                        help="where the engines' and the trainer's output goes (default: <data>/quickstart/quickstart.log)")
+                        help="where the engines' and the trainer's output goes (default: <data>/quickstart/quickstart.log;"
+                             " the curve and the results go next to it, .png and .json)")
     parser.add_argument("--verbose", action="store_true", help="show the engines' and the trainer's output on the console too")
     parser.add_argument("--steps", type=int, default=None,
-                        help="GRPO steps (default: the quickstart recipe's 2); validation runs before training and after each step")
+                        help="GRPO steps (default: the recipe's); validation runs before training and after the last step")
     args, overrides = parser.parse_known_args(argv)
+    if args.steps is not None and args.steps < 1:
+        parser.error(f"--steps must be >= 1, got {args.steps}")
     root = data_root()
     work_dir = root / "quickstart"
     work_dir.mkdir(parents=True, exist_ok=True)
-    log_path = Path(args.log or work_dir / "quickstart.log").resolve()
+    log_path = Path(args.log or work_dir / ("quickstart_tiny.log" if args.tiny else "quickstart.log")).resolve()
     say(f"data and runs under {work_dir}; engine and trainer output in {log_path}")
     with log_path.open("w") as log:
-        quiet = None if args.verbose else log
-        prepare(root, quiet)
-        model_dir = None if args.gpu else prepare_tiny_model(root, quiet)
-        cmd, env = command(args.gpu, model_dir, overrides, args.steps)
-        say("training: stock main_ppo on the quickstart recipe, one row per step")
-        log.write(f"\n=== {' '.join(cmd)}\n")
-        counts = data_source_counts(root / "quickstart" / "esci" / "val.parquet")  # the recipe validates every row
-        code = train(cmd, env, work_dir, log, args.verbose, counts)
+        code = (run_tiny(args, overrides, root, work_dir, log) if args.tiny
+                else run_llm(args, overrides, work_dir, log, log_path))
     say(f"{'finished' if code == 0 else f'main_ppo failed (exit {code})'}; full log: {log_path}")
     return code
 

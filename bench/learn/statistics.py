@@ -1,9 +1,14 @@
-"""Per-query rows of ``verl_rec.evaluate`` and paired bootstrap intervals over queries."""
+"""Per-query rows of ``verl_rec.evaluate``; the paired bootstrap over queries is the package's
+(:mod:`verl_rec.devkit.bootstrap`, which the quickstart uses too)."""
 
 from __future__ import annotations
 
 import csv
 from pathlib import Path
+
+from verl_rec.devkit.bootstrap import mean_interval, paired_bootstrap
+
+__all__ = ["mean_interval", "paired_bootstrap", "read_per_query"]
 
 
 def read_per_query(path: Path) -> dict[str, dict[str, float]]:
@@ -14,27 +19,3 @@ def read_per_query(path: Path) -> dict[str, dict[str, float]]:
             record = row["record_id"].split("#")[0]
             sums.setdefault(row["system"], {}).setdefault(record, []).append(float(row["ndcg@10"]))
     return {system: {q: sum(v) / len(v) for q, v in rows.items()} for system, rows in sums.items()}
-
-
-def paired_bootstrap(a: dict[str, float], b: dict[str, float], resamples: int, seed: int) -> dict[str, float]:
-    """Mean of a - b over the shared queries, with a 95% percentile interval from resampling queries."""
-    import numpy as np
-
-    queries = sorted(set(a) & set(b))
-    diff = np.array([a[q] - b[q] for q in queries])
-    rng = np.random.default_rng(seed)
-    means = diff[rng.integers(0, len(diff), size=(resamples, len(diff)))].mean(axis=1)
-    low, high = np.percentile(means, [2.5, 97.5])
-    return {"mean_difference": float(diff.mean()), "ci95_low": float(low), "ci95_high": float(high),
-            "queries": len(queries), "wins": int((diff > 1e-12).sum()), "losses": int((diff < -1e-12).sum()),
-            "ties": int((np.abs(diff) <= 1e-12).sum())}
-
-
-def mean_interval(values: dict[str, float], resamples: int, seed: int) -> dict[str, float]:
-    """Mean over queries with its 95% bootstrap interval."""
-    import numpy as np
-
-    x = np.array(list(values.values()))
-    means = x[np.random.default_rng(seed).integers(0, len(x), size=(resamples, len(x)))].mean(axis=1)
-    low, high = np.percentile(means, [2.5, 97.5])
-    return {"mean": float(x.mean()), "ci95_low": float(low), "ci95_high": float(high)}

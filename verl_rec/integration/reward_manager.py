@@ -64,14 +64,17 @@ class RecR1RewardManager(RewardManagerBase):
         self._warned_formats: set[str] = set()
 
     def prompt_opens_think(self, item, fmt: PromptFormat) -> bool:
-        """Did this rollout's prompt end with an opened ``<think>``? (veRL left-pads prompts.)
+        """Did this rollout's prompt end with an opened ``<think>``, or with the format's whole
+        pre-fill that opens one? (veRL left-pads prompts.)
 
         Read off the prompt, not the format: a chat template may open ``<think>`` itself, and a
-        recipe may run another agent loop than the format's, which leaves its pre-fill out."""
+        recipe may run another agent loop than the format's, which leaves its pre-fill out. A
+        pre-fill may go on past ``<think>`` (``bm25_literature_short`` opens the answer too:
+        ``FormatSpec.prefill_after_think``); a prompt that ends with all of it opened ``<think>``."""
         prefill = fmt.assistant_prefill or ""
         n_tokens = PROMPT_TAIL_TOKENS + len(prefill.encode("utf-8"))  # a token holds at least one byte
         tail = self.tokenizer.decode(item.batch["prompts"][-n_tokens:], skip_special_tokens=False)
-        opened = tail.rstrip().endswith(THINK_OPEN)
+        opened = tail.rstrip().endswith(THINK_OPEN) or bool(fmt.think_prefilled and tail.endswith(prefill))
         if prefill and not tail.endswith(prefill) and fmt.name not in self._warned_formats:
             self._warned_formats.add(fmt.name)
             logger.warning("verl-rec: prompt format %r pre-fills %r, but this rollout's prompt ends with %r: the "

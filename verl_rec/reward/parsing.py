@@ -12,7 +12,8 @@ The checker returns the parsed answer or one named reason for rejection
    prompts pre-fill ``"Let me solve this step by step.\n<think>"`` in the assistant turn),
    pass ``think_prefilled=True``: the output is read as if it started with ``<think>``. A
    prefilled output that opens ``<think>`` again is a duplicated tag (as in the released code,
-   which counts the pre-filled tag).
+   which counts the pre-filled tag). A pre-fill that goes on after ``<think>``
+   (``FormatSpec.prefill_after_think``) is read as written before the output too.
 3. **Tags.** Exactly one each of ``<think>``, ``</think>``, ``<answer>``, ``</answer>`` (tags
    are case-sensitive, counted wherever they appear), in that order. ``require_think=False``
    accepts an output made of the answer block alone (but still rejects a stray or partial
@@ -175,7 +176,7 @@ def parse_output(text: Any, spec: FormatSpec = FormatSpec(), candidates: Collect
         text = "" if text is None else str(text)
     text = strip_special_tokens(text)
     if spec.think_prefilled:
-        text = THINK_OPEN + text
+        text = THINK_OPEN + spec.prefill_after_think + text
     if not text.strip():
         return _reject(FormatError.EMPTY_OUTPUT)
     tag_error = _check_tags(text, spec)

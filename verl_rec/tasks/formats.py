@@ -9,7 +9,8 @@ format up once per sample and reads everything it needs off it.
 
 Two families: ``paper_*``, the released Rec-R1 prompts verbatim (typos and the Boolean
 operators a bag-of-words engine drops included; docs/fidelity.md), pre-filled with
-:data:`PAPER_PREFILL`; and ours, plain-spoken about the engine and not pre-filled.
+:data:`PAPER_PREFILL`; and ours, plain-spoken about the engine and not pre-filled (but for the
+quickstart's ``bm25_literature_short``, pre-filled past ``<think>`` up to the query).
 :meth:`PromptFormat.render` gives the exact text the rollout tokenizes (chat template plus
 pre-fill): the prefill agent loop, the evaluation's generation and the dev kit use it.
 """
@@ -57,6 +58,8 @@ class FormatSpec:
     think_prefilled: bool = False
     max_query_words: int | None = None
     format_rule: str = "released"
+    #: what a pre-fill wrote after its ``<think>`` (a prefilled output continues it); "" for the paper's
+    prefill_after_think: str = ""
 
     def __post_init__(self) -> None:
         if self.format_rule not in FORMAT_RULES:
@@ -97,12 +100,15 @@ class PromptFormat:
 
     @property
     def think_prefilled(self) -> bool:
-        """The pre-fill opens the think block: the output continues inside ``<think>``."""
-        return bool(self.assistant_prefill) and self.assistant_prefill.rstrip().endswith("<think>")
+        """The pre-fill opens the think block: the output continues after its ``<think>`` (the
+        paper's pre-fill ends there; ``bm25_literature_short`` goes on into the answer)."""
+        return bool(self.assistant_prefill) and "<think>" in self.assistant_prefill
 
     @property
     def spec(self) -> FormatSpec:
-        return FormatSpec(answer_key=self.answer_key, require_think=True, think_prefilled=self.think_prefilled)
+        after = self.assistant_prefill.split("<think>", 1)[1] if self.think_prefilled else ""
+        return FormatSpec(answer_key=self.answer_key, require_think=True, think_prefilled=self.think_prefilled,
+                          prefill_after_think=after)
 
     def spec_for(self, think_prefilled: bool | None = None, max_query_words: int | None = None,
                  format_rule: str = "released") -> FormatSpec:
@@ -149,6 +155,10 @@ def _literature_user(record: TaskRecord) -> str:
         "Write the search query that will make the engine rank the papers this researcher wants "
         "as high as possible."
     )
+
+
+def _literature_short_user(record: TaskRecord) -> str:
+    return f'Request: "{record.query}"\nWrite the search query: the words that name the topic.'
 
 
 #: what an agent format adds to the user turn: the call syntax of the search tool (:mod:`verl_rec.agent.protocol`)
@@ -210,6 +220,12 @@ _BM25_LITERATURE_SYSTEM = (
     "The engine is bag-of-words: it matches stemmed words and ignores word order, quotes and "
     "Boolean operators (AND, OR, NOT have no effect)."
 )
+_BM25_LITERATURE_SHORT_SYSTEM = (
+    "You write keyword queries for a BM25 search engine over scientific abstracts. "
+    'Answer format: <think>\n</think>\n<answer>{"query": "..."}</answer>'
+)
+#: the quickstart's pre-fill: an empty think, then the answer opened up to the query's first word
+SHORT_ANSWER_PREFILL = '<think>\n</think>\n<answer>{"query": "'
 _DENSE_SYSTEM = (
     "You write queries for a neural (dense embedding) product search engine. It compares the "
     "meaning of your text with product descriptions, so fluent, specific descriptions work best."
@@ -293,6 +309,10 @@ FORMATS: dict[str, PromptFormat] = {
         PromptFormat("bm25_query_rare_words", "search", _BM25_RARE_WORDS_SYSTEM, _bm25_user),
         # a TREC collection's verbose requests (verl_rec.builders.trec_collection): scientific abstracts
         PromptFormat("bm25_literature", "search", _BM25_LITERATURE_SYSTEM, _literature_user),
+        # the quickstart's: a short prompt, and the answer pre-filled up to the query (an untrained
+        # small model then writes a query at once; the reward reads the output after the pre-fill)
+        PromptFormat("bm25_literature_short", "search", _BM25_LITERATURE_SHORT_SYSTEM, _literature_short_user,
+                     append_rules=False, assistant_prefill=SHORT_ANSWER_PREFILL, agent_loop=PREFILL_AGENT_LOOP),
         PromptFormat("bm25_agent", "search", _BM25_SYSTEM, _bm25_agent_user, agent_loop=SEARCH_AGENT_LOOP),
         PromptFormat("dense_expansion", "search", _DENSE_SYSTEM, _dense_user),
         PromptFormat("review_rewrite", "search", _DENSE_SYSTEM, _review_user),

@@ -2,8 +2,9 @@
 
 veRL's actor worker calls ``rollout.update_weights(per_tensor_param, global_steps=...)``
 after every training step (``checkpoint_engine.backend=naive``). This adapter
-collects the full tensors and ships them to its replica's ``HFRolloutServer``
-through the Ray object store, so the server always samples from the current actor.
+packs the full tensors into one flat buffer (:mod:`~verl_rec.cpu_backend.hf_rollout.weight_buffer`)
+and ships it to its replica's ``HFRolloutServer`` through the Ray object store, so the server
+always samples from the current actor.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
 import ray
 import torch
 from verl.workers.rollout.base import BaseRollout
 
 from verl_rec.cpu_backend.hf_rollout.replica import server_actor_name
+from verl_rec.cpu_backend.hf_rollout.weight_buffer import pack
 
 
 class HFServerAdapter(BaseRollout):
@@ -33,6 +36,7 @@ class HFServerAdapter(BaseRollout):
         self.replica_rank = rank // rollout_world_size if replica_rank == -1 else replica_rank
         self.is_leader_rank = rank % rollout_world_size == 0
         self._server: ray.actor.ActorHandle | None = None
+        self._buffer: np.ndarray | None = None  # reused by every sync: the layout never changes
 
     def _server_handle(self) -> ray.actor.ActorHandle:
         # Looked up lazily: servers are launched after the hybrid workers are built.
@@ -57,8 +61,9 @@ class HFServerAdapter(BaseRollout):
             for _ in weights:
                 pass
             return
-        state_dict = {name: tensor.detach().to("cpu", copy=True) for name, tensor in weights}
-        await self._server_handle().update_weights.remote(state_dict, global_steps)
+        self._buffer, slots = pack(weights, reuse=self._buffer)
+        buffer_ref = ray.put(self._buffer)  # one copy into the object store; the server reads it in place
+        await self._server_handle().update_packed_weights.remote(buffer_ref, slots, global_steps)
 
     async def resume(self, tags: list[str]) -> None:
         pass

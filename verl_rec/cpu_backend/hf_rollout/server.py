@@ -11,7 +11,8 @@ What the v1 trainer relies on:
 - ``log_probs`` of the sampled tokens, computed like the actor computes them
   (``log_softmax(logits / temperature)``) so rollout and actor are comparable;
 - ``extra_fields["global_steps"]``: the weight version, set on every weight update;
-- ``update_weights``: the actor's full state dict, loaded on every sync.
+- ``update_packed_weights``: the actor's full state dict as one flat buffer, loaded on every
+  sync (``update_weights`` takes a plain state dict).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 import torch
 
 from verl_rec.cpu_backend.hf_rollout.batching import BatchingConfig, SamplingSettings, left_pad, response_length
+from verl_rec.cpu_backend.hf_rollout.weight_buffer import TensorSlot, unpack
 
 
 @dataclass
@@ -191,6 +193,10 @@ class HFRolloutServer:
                 )
             if global_steps is not None:
                 self.global_steps = global_steps
+
+    async def update_packed_weights(self, buffer: Any, slots: list[TensorSlot], global_steps: int | None = None) -> None:
+        """``update_weights`` from one flat buffer (Ray hands it over in place, from its object store)."""
+        await self.update_weights(unpack(buffer, slots), global_steps)
 
     async def set_global_steps(self, global_steps: int) -> None:
         self.global_steps = global_steps
