@@ -165,6 +165,63 @@ def test_an_engine_that_dies_raises_instead_of_scoring_a_miss(catalog_bm25):
         retriever.close()
 
 
+def _wrapped_engine(tmp_path: Path, before_exec: str) -> Path:
+    """A stand-in for the engine binary: runs ``before_exec`` (shell) on each start, logs the start,
+    then execs the real binary with the same arguments."""
+    from verl_rec.retrieval.milvus.lite_process import lite_binary
+
+    real = lite_binary()
+    script = tmp_path / "bin" / "milvus"
+    script.parent.mkdir()
+    script.write_text(f"""#!/bin/sh
+echo start >> {tmp_path / 'starts'}
+{before_exec}
+LD_LIBRARY_PATH={real.parent}:$LD_LIBRARY_PATH exec {real} "$@"
+""")
+    script.chmod(0o755)
+    return script
+
+
+def test_an_engine_killed_at_start_is_started_again(tmp_path, monkeypatch, caplog):
+    from verl_rec.retrieval.milvus import lite_process
+
+    first = tmp_path / "aborted_once"  # the first start dies of SIGABRT, as the engine's gRPC poller did
+    script = _wrapped_engine(tmp_path, f'if [ ! -e {first} ]; then touch {first}; kill -ABRT $$; fi')
+    monkeypatch.setattr(lite_process, "lite_binary", lambda: script)
+    (tmp_path / "db").mkdir()
+    engine = LiteProcess(tmp_path / "db" / "milvus.db")
+    try:
+        assert engine.running() and engine.start_retries == 1
+        assert (tmp_path / "starts").read_text().count("start") == 2
+        assert "killed at start (code -6)" in caplog.text
+        from pymilvus import MilvusClient
+
+        assert MilvusClient(engine.uri).list_collections() == []  # the second start serves
+    finally:
+        engine.stop()
+    assert not engine.running()
+
+
+def test_an_engine_that_fails_at_start_is_not_retried(tmp_path, monkeypatch):
+    from verl_rec.retrieval.milvus import lite_process
+
+    script = _wrapped_engine(tmp_path, "echo 'cannot open the database' >&2; exit 3")
+    monkeypatch.setattr(lite_process, "lite_binary", lambda: script)
+    (tmp_path / "db").mkdir()
+    with pytest.raises(lite_process.MilvusLiteError, match=r"exited at start \(code 3\): cannot open the database"):
+        LiteProcess(tmp_path / "db" / "milvus.db")
+    assert (tmp_path / "starts").read_text().count("start") == 1
+    assert not (tmp_path / "db" / ".milvus.db.lock").exists()  # released: the next owner may open it
+
+    always = tmp_path / "always"
+    always.mkdir()
+    script = _wrapped_engine(always, "kill -ABRT $$")
+    monkeypatch.setattr(lite_process, "lite_binary", lambda: script)
+    with pytest.raises(lite_process.MilvusLiteError, match=r"exited at start \(3 starts\) \(code -6\)"):
+        LiteProcess(tmp_path / "db" / "milvus.db")
+    assert (always / "starts").read_text().count("start") == 3
+
+
 def test_the_service_owns_the_embedded_engine_and_the_reward_scores_through_it(catalog, catalog_bm25):
     import pandas as pd
 

@@ -8,6 +8,12 @@ releases the lock; on Linux the child is also sent SIGTERM when the thread that 
 dies (``PR_SET_PDEATHSIG``: also for the TCP server, and when the owner is SIGKILLed), so the
 engine never outlives its owner. Start it from a thread that lives as long as the engine.
 
+The engine binary sometimes aborts in its first second (SIGABRT from gRPC's poller, "epoll_wait
+error: Bad file descriptor"), seen about once per full test run under load and never later in an
+engine's life; a start killed by a signal is tried again (``start_attempts``), each time on a
+fresh socket, and each retry is logged. An engine that exits with an error code is not retried:
+that is a bad database or address, and the message says so.
+
 Run a separate server: ``python -m verl_rec.retrieval.milvus.lite_process --db DIR/milvus.db --port 19530``.
 """
 
@@ -16,6 +22,7 @@ from __future__ import annotations
 import argparse
 import fcntl
 import importlib.util
+import logging
 import os
 import re
 import signal
@@ -29,6 +36,8 @@ from pathlib import Path
 from verl_rec.retrieval.index_metadata import RetrievalIndexError
 
 DB_FILE = "milvus.db"
+START_ATTEMPTS = 3
+log = logging.getLogger(__name__)
 _DB_NAME = re.compile(r"^[a-zA-Z0-9.\-_]{1,35}$")  # what the engine accepts as a db file name
 
 
@@ -77,14 +86,17 @@ class LiteProcess:
     ``MilvusClient`` connects to; :meth:`stop` (or this process' exit) ends the engine."""
 
     def __init__(self, db_file: str | Path, port: int | None = None, log_level: str = "ERROR",
-                 start_timeout: float = 60.0) -> None:
+                 start_timeout: float = 60.0, start_attempts: int = START_ATTEMPTS) -> None:
         self.db_file = Path(db_file).absolute()
         if not _DB_NAME.match(self.db_file.name):
             raise MilvusLiteError(f"Milvus Lite db file name {self.db_file.name!r} must match {_DB_NAME.pattern}")
         if not self.db_file.parent.is_dir():
             raise MilvusLiteError(f"Milvus Lite folder {self.db_file.parent} does not exist; build the index "
                                   "with python -m verl_rec.data_preprocess.build_index --backend milvus")
-        binary = lite_binary()
+        self._binary = lite_binary()
+        self._port, self._log_level = port, log_level
+        self._process: subprocess.Popen | None = None
+        self._socket: Path | None = None
         self._lock_path = self.db_file.parent / f".{self.db_file.name}.lock"
         self._lock = open(self._lock_path, "a")  # noqa: SIM115  (held for the engine's lifetime)
         try:
@@ -94,18 +106,36 @@ class LiteProcess:
             raise MilvusLiteError(f"Milvus Lite database {self.db_file} is open in another process (one process "
                                   "owns an embedded engine); stop it, or serve the database as a separate server "
                                   "(python -m verl_rec.retrieval.milvus.lite_process) and use its URI") from None
-        if port is None:
+        self.start_retries = 0
+        for attempt in range(1, max(1, start_attempts) + 1):
+            self._spawn()
+            crash = self._wait_ready(start_timeout)
+            if crash is None:
+                return
+            signalled = self._process.returncode < 0
+            if not signalled or attempt == start_attempts:
+                self.stop()
+                tried = f" ({attempt} starts)" if attempt > 1 else ""
+                raise MilvusLiteError(f"Milvus Lite engine over {self.db_file} exited at start{tried} "
+                                      f"(code {self._process.returncode}): {crash}")
+            log.warning("Milvus Lite engine over %s was killed at start (code %s): %s; starting it again "
+                        "(%d of %d)", self.db_file, self._process.returncode, crash, attempt + 1, start_attempts)
+            self.start_retries += 1
+            self._remove_socket()
+
+    def _spawn(self) -> None:
+        """Start the engine binary on a fresh unix socket, or on the TCP port."""
+        if self._port is None:
             self._socket = Path(tempfile.mkdtemp(prefix="milvus-lite-")) / "engine.sock"
-            address, self.uri = f"unix:{self._socket}", f"unix:{self._socket}"
-            args = [str(binary), str(self.db_file), address, log_level, str(self._lock_path)]
+            self.uri = f"unix:{self._socket}"
+            args = [str(self._binary), str(self.db_file), self.uri, self._log_level, str(self._lock_path)]
         else:
-            self._socket = None
-            address, self.uri = f"127.0.0.1:{port}", f"http://127.0.0.1:{port}"
-            args = [str(binary), str(self.db_file), address, log_level]
-        self._process = subprocess.Popen(args, env=_engine_env(binary), cwd=str(self.db_file.parent),
-                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            self.uri = f"http://127.0.0.1:{self._port}"
+            args = [str(self._binary), str(self.db_file), f"127.0.0.1:{self._port}", self._log_level]
+        self._process = subprocess.Popen(args, env=_engine_env(self._binary), cwd=str(self.db_file.parent),
+                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.PIPE,
                                          preexec_fn=_die_with_parent if sys.platform == "linux" else None)
-        self._wait_ready(start_timeout)
 
     def _ready(self) -> bool:
         if self._socket is not None:
@@ -113,16 +143,15 @@ class LiteProcess:
         with socket.socket() as sock:
             return sock.connect_ex(("127.0.0.1", int(self.uri.rsplit(":", 1)[1]))) == 0
 
-    def _wait_ready(self, timeout: float) -> None:
+    def _wait_ready(self, timeout: float) -> str | None:
+        """None once the engine listens; the end of its stderr if it exited first."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 err = (self._process.stderr.read() or b"").decode(errors="replace")[-2000:]
-                self.stop()
-                raise MilvusLiteError(f"Milvus Lite engine over {self.db_file} exited at start "
-                                      f"(code {self._process.returncode}): {err.strip() or 'no output'}")
+                return err.strip() or "no output"
             if self._ready():
-                return
+                return None
             time.sleep(0.05)
         self.stop()
         raise MilvusLiteError(f"Milvus Lite engine over {self.db_file} did not listen within {timeout:.0f}s")
@@ -147,13 +176,16 @@ class LiteProcess:
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait(timeout=5)
+        self._remove_socket()
+        self._lock_path.unlink(missing_ok=True)
+
+    def _remove_socket(self) -> None:
         if self._socket is not None:
             self._socket.unlink(missing_ok=True)
             try:
                 self._socket.parent.rmdir()
             except OSError:
                 pass
-        self._lock_path.unlink(missing_ok=True)
 
 
 def main(argv: list[str] | None = None) -> int:
