@@ -6,7 +6,9 @@ JVM sharing a process with torch/faiss/numba thread pools started by other files
 Why two at a time on 2 cores: a serial run leaves a core idle while a file starts processes,
 waits on a JVM or a Ray actor, or runs one torch thread. The longest files go first (by
 ``tests/durations.txt``, the last full run's seconds); each file gets its own ``--basetemp`` so
-that two pytest sessions never clean up each other's temporary folders.
+that two pytest sessions never clean up each other's temporary folders. Each file gets
+``cores / jobs`` OpenMP threads (``OMP_NUM_THREADS``, unless set): two files that each spread
+torch over every core fight for the cores (numbers: docs/performance.md, "The test suite").
 
 Counts come from each file's JUnit XML report, not from pytest's text; the last line is
 ``N passed, N failed``. Exit status 0 only when every file passed.
@@ -75,14 +77,22 @@ def durations_from(log_text: str) -> str:
     return DURATIONS_HEADER + "".join(f"{s} {path}\n" for s, path in rows)
 
 
-def run_file(path: str, pytest_args: list[str], reports: Path, print_lock: threading.Lock) -> FileResult:
+def file_env(jobs: int) -> dict[str, str]:
+    """The environment of one test file: this one, with the cores shared among the files run at once."""
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // max(1, jobs))))
+    return env
+
+
+def run_file(path: str, pytest_args: list[str], reports: Path, print_lock: threading.Lock,
+             env: dict[str, str] | None = None) -> FileResult:
     name = Path(path).stem
     xml, out = reports / f"{name}.xml", reports / f"{name}.out"
     command = [sys.executable, "-m", "pytest", "-q", "-ra", "-p", "no:cacheprovider", f"--junitxml={xml}",
                f"--basetemp={reports / ('tmp_' + name)}", *pytest_args, path]
     start = time.monotonic()
     with out.open("w") as log:
-        code = subprocess.run(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT).returncode
+        code = subprocess.run(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env).returncode
     seconds = time.monotonic() - start
     passed, failed = counts(str(xml))
     if code not in (0, NOTHING_COLLECTED) and failed == 0:  # crashed before writing its report: count it once
@@ -110,9 +120,10 @@ def main(argv: list[str] | None = None) -> int:
     pytest_args = shlex.split(os.environ.get("PYTEST_ARGS", ""))
     started, lock = time.monotonic(), threading.Lock()
     with tempfile.TemporaryDirectory(prefix="verl_rec_tests_") as tmp, ThreadPoolExecutor(max(1, args.jobs)) as pool:
-        results = list(pool.map(lambda f: run_file(f, pytest_args, Path(tmp), lock), files))
+        env = file_env(args.jobs)
+        results = list(pool.map(lambda f: run_file(f, pytest_args, Path(tmp), lock, env), files))
     wall = time.monotonic() - started
-    print(f"\n=== slowest files ({wall:.0f} s in all, {args.jobs} at a time)")
+    print(f"\n=== slowest files ({wall:.0f} s in all, {args.jobs} at a time, OMP_NUM_THREADS={env['OMP_NUM_THREADS']})")
     for r in sorted(results, key=lambda r: -r.seconds)[:15]:
         print(f"{r.seconds:7.0f} s  {r.path}")
     for r in results:
