@@ -20,7 +20,7 @@ from verl_rec.retrieval.index_metadata import (  # noqa: E402
 )
 from verl_rec.retrieval.milvus.build import build_milvus_index  # noqa: E402
 from verl_rec.retrieval.milvus.connection import MilvusConnectionError  # noqa: E402
-from verl_rec.retrieval.milvus.lite_process import LiteProcess, free_port  # noqa: E402
+from verl_rec.retrieval.milvus.lite_process import LiteProcess, free_port, lite_binary  # noqa: E402
 from verl_rec.retrieval.milvus.retriever import MilvusRetriever  # noqa: E402
 
 HOSTILE = ["", "   ", "the of and", 'AND OR NOT "( [ {', "\x00\x01\x1f", "日本語のクエリ", "x" * 100_000,
@@ -168,9 +168,7 @@ def test_an_engine_that_dies_raises_instead_of_scoring_a_miss(catalog_bm25):
 def _wrapped_engine(tmp_path: Path, before_exec: str) -> Path:
     """A stand-in for the engine binary: runs ``before_exec`` (shell) on each start, logs the start,
     then execs the real binary with the same arguments."""
-    from verl_rec.retrieval.milvus.lite_process import lite_binary
-
-    real = lite_binary()
+    real = lite_binary()  # bound at import: the installed engine, not a test's stand-in
     script = tmp_path / "bin" / "milvus"
     script.parent.mkdir()
     script.write_text(f"""#!/bin/sh
@@ -200,6 +198,31 @@ def test_an_engine_killed_at_start_is_started_again(tmp_path, monkeypatch, caplo
     finally:
         engine.stop()
     assert not engine.running()
+
+
+def test_the_engine_dies_with_its_owner_even_when_the_owner_is_sigkilled(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import psutil
+
+    owner = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\n"
+        "from verl_rec.retrieval.milvus.lite_process import LiteProcess, free_port\n"
+        # a TCP server has no lock file: only the death signal ends it
+        f"engine = LiteProcess({str(tmp_path / 'milvus.db')!r}, port=free_port())\n"
+        "print(engine.pid, flush=True)\n"
+        "time.sleep(600)\n")], stdout=subprocess.PIPE, text=True, env=dict(os.environ))
+    try:
+        engine = psutil.Process(int(owner.stdout.readline()))
+        assert engine.is_running() and Path(engine.exe()).name == "milvus"  # the launcher became the engine
+        owner.send_signal(signal.SIGKILL)
+        owner.wait(timeout=10)
+        engine.wait(timeout=15)  # psutil.TimeoutExpired if the engine outlived its owner
+    finally:
+        owner.kill()
 
 
 def test_an_engine_that_fails_at_start_is_not_retried(tmp_path, monkeypatch):

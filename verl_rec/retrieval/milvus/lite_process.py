@@ -8,11 +8,13 @@ releases the lock; on Linux the child is also sent SIGTERM when the thread that 
 dies (``PR_SET_PDEATHSIG``: also for the TCP server, and when the owner is SIGKILLed), so the
 engine never outlives its owner. Start it from a thread that lives as long as the engine.
 
-The engine binary sometimes aborts in its first second (SIGABRT from gRPC's poller, "epoll_wait
-error: Bad file descriptor"), seen about once per full test run under load and never later in an
-engine's life; a start killed by a signal is tried again (``start_attempts``), each time on a
-fresh socket, and each retry is logged. An engine that exits with an error code is not retried:
-that is a bad database or address, and the message says so.
+The death signal is set by a small launcher (``python -c``, below) that then execs the engine,
+not by a ``preexec_fn``: a ``preexec_fn`` makes Python fork instead of vfork, and in a process
+that holds a pymilvus (gRPC) client the fork runs gRPC's fork handlers, which restart its poller
+in the child just before ``close_fds`` closes the poller's file descriptor; the child then died
+of SIGABRT ("epoll_wait error: Bad file descriptor") before exec, now and then. A start killed
+by a signal is still tried again (``start_attempts``), on a fresh socket, and logged; an engine
+that exits with an error code is not retried: that is a bad database or address.
 
 Run a separate server: ``python -m verl_rec.retrieval.milvus.lite_process --db DIR/milvus.db --port 19530``.
 """
@@ -64,14 +66,29 @@ def _engine_env(binary: Path) -> dict[str, str]:
     return env
 
 
-def _die_with_parent() -> None:
-    """In the engine child (Linux): be sent SIGTERM when the owner dies, even by SIGKILL."""
-    try:
-        import ctypes
+#: run as ``python -c LAUNCHER <owner pid> <engine> <args...>``: be sent SIGTERM when the owner
+#: (thread) dies, even by SIGKILL (PR_SET_PDEATHSIG, kept across exec), then become the engine
+LAUNCHER = """
+import ctypes, os, signal, sys
+try:
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+except (OSError, AttributeError):
+    pass
+if os.getppid() != int(sys.argv[1]):
+    sys.exit("the owner of the Milvus Lite engine exited before it started")
+engine = sys.argv[2]
+env = dict(os.environ, LD_LIBRARY_PATH=os.path.dirname(engine) + ":" + os.environ.get("LD_LIBRARY_PATH", ""))
+os.execve(engine, sys.argv[2:], env)
+"""
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass  # not Linux: the lock file (embedded mode) still ends the engine
+
+def _launch(args: list[str]) -> tuple[list[str], dict[str, str]]:
+    """The engine's command line and environment: through :data:`LAUNCHER` on Linux, which puts
+    the wheel's libraries on the engine's library path (not on the launcher's: they include a
+    libm that Python's own library cannot load); elsewhere the lock file ends the engine."""
+    if sys.platform != "linux":
+        return args, _engine_env(Path(args[0]))
+    return [sys.executable, "-I", "-S", "-c", LAUNCHER, str(os.getpid()), *args], dict(os.environ)
 
 
 def free_port() -> int:
@@ -132,10 +149,10 @@ class LiteProcess:
         else:
             self.uri = f"http://127.0.0.1:{self._port}"
             args = [str(self._binary), str(self.db_file), f"127.0.0.1:{self._port}", self._log_level]
-        self._process = subprocess.Popen(args, env=_engine_env(self._binary), cwd=str(self.db_file.parent),
+        command, env = _launch(args)
+        self._process = subprocess.Popen(command, env=env, cwd=str(self.db_file.parent),
                                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                         stderr=subprocess.PIPE,
-                                         preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+                                         stderr=subprocess.PIPE)
 
     def _ready(self) -> bool:
         if self._socket is not None:
