@@ -9,10 +9,11 @@ dies (``PR_SET_PDEATHSIG``: also for the TCP server, and when the owner is SIGKI
 engine never outlives its owner. Start it from a thread that lives as long as the engine.
 
 The death signal is set by a small launcher (``python -c``, below) that then execs the engine,
-not by a ``preexec_fn``: a ``preexec_fn`` makes Python fork instead of vfork, and in a process
-that holds a pymilvus (gRPC) client the fork runs gRPC's fork handlers, which restart its poller
-in the child just before ``close_fds`` closes the poller's file descriptor; the child then died
-of SIGABRT ("epoll_wait error: Bad file descriptor") before exec, now and then. A start killed
+not by a ``preexec_fn``. With a ``preexec_fn`` a start died of SIGABRT now and then ("epoll_wait
+error: Bad file descriptor", gRPC's message), in processes that hold a pymilvus (gRPC) client;
+the likely cause (not proven: the crash is rare) is that a ``preexec_fn`` makes Python fork
+instead of vfork, the fork runs gRPC's fork handlers, and ``close_fds`` then closes the file
+descriptor of the poller they restarted in the child. A start killed
 by a signal is still tried again (``start_attempts``), on a fresh socket, and logged; an engine
 that exits with an error code is not retried: that is a bad database or address.
 
