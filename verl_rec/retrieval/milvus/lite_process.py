@@ -139,6 +139,7 @@ class LiteProcess:
             log.warning("Milvus Lite engine over %s was killed at start (code %s): %s; starting it again "
                         "(%d of %d)", self.db_file, self._process.returncode, crash, attempt + 1, start_attempts)
             self.start_retries += 1
+            self._process.stderr.close()
             self._remove_socket()
 
     def _spawn(self) -> None:
