@@ -8,7 +8,7 @@ waits on a JVM or a Ray actor, or runs one torch thread. The longest files go fi
 ``tests/durations.txt``, the last full run's seconds); each file gets its own ``--basetemp`` so
 that two pytest sessions never clean up each other's temporary folders. Each file gets
 ``cores / jobs`` OpenMP threads (``OMP_NUM_THREADS``, unless set): two files that each spread
-torch over every core fight for the cores (numbers: docs/performance.md, "The test suite").
+torch over every core fight for the cores (numbers: docs/performance.md, "CPU settings").
 
 Counts come from each file's JUnit XML report, not from pytest's text; the last line is
 ``N passed, N failed``. Exit status 0 only when every file passed.

@@ -67,8 +67,9 @@ def _engine_env(binary: Path) -> dict[str, str]:
     return env
 
 
-#: run as ``python -c LAUNCHER <owner pid> <engine> <args...>``: be sent SIGTERM when the owner
-#: (thread) dies, even by SIGKILL (PR_SET_PDEATHSIG, kept across exec), then become the engine
+#: run as ``python -c LAUNCHER <owner pid> <engine's LD_LIBRARY_PATH> <engine> <args...>``: be sent
+#: SIGTERM when the owner (thread) dies, even by SIGKILL (PR_SET_PDEATHSIG, kept across exec),
+#: then become the engine
 LAUNCHER = """
 import ctypes, os, signal, sys
 try:
@@ -77,9 +78,7 @@ except (OSError, AttributeError):
     pass
 if os.getppid() != int(sys.argv[1]):
     sys.exit("the owner of the Milvus Lite engine exited before it started")
-engine = sys.argv[2]
-env = dict(os.environ, LD_LIBRARY_PATH=os.path.dirname(engine) + ":" + os.environ.get("LD_LIBRARY_PATH", ""))
-os.execve(engine, sys.argv[2:], env)
+os.execve(sys.argv[3], sys.argv[3:], dict(os.environ, LD_LIBRARY_PATH=sys.argv[2]))
 """
 
 
@@ -87,9 +86,11 @@ def _launch(args: list[str]) -> tuple[list[str], dict[str, str]]:
     """The engine's command line and environment: through :data:`LAUNCHER` on Linux, which puts
     the wheel's libraries on the engine's library path (not on the launcher's: they include a
     libm that Python's own library cannot load); elsewhere the lock file ends the engine."""
+    engine_env = _engine_env(Path(args[0]))
     if sys.platform != "linux":
-        return args, _engine_env(Path(args[0]))
-    return [sys.executable, "-I", "-S", "-c", LAUNCHER, str(os.getpid()), *args], dict(os.environ)
+        return args, engine_env
+    return ([sys.executable, "-I", "-S", "-c", LAUNCHER, str(os.getpid()), engine_env["LD_LIBRARY_PATH"], *args],
+            dict(os.environ))
 
 
 def free_port() -> int:
@@ -124,20 +125,20 @@ class LiteProcess:
             raise MilvusLiteError(f"Milvus Lite database {self.db_file} is open in another process (one process "
                                   "owns an embedded engine); stop it, or serve the database as a separate server "
                                   "(python -m verl_rec.retrieval.milvus.lite_process) and use its URI") from None
-        self.start_retries = 0
-        for attempt in range(1, max(1, start_attempts) + 1):
+        self.start_retries, attempts = 0, max(1, start_attempts)
+        for attempt in range(1, attempts + 1):
             self._spawn()
             crash = self._wait_ready(start_timeout)
             if crash is None:
                 return
             signalled = self._process.returncode < 0
-            if not signalled or attempt == start_attempts:
+            if not signalled or attempt == attempts:
                 self.stop()
                 tried = f" ({attempt} starts)" if attempt > 1 else ""
                 raise MilvusLiteError(f"Milvus Lite engine over {self.db_file} exited at start{tried} "
                                       f"(code {self._process.returncode}): {crash}")
             log.warning("Milvus Lite engine over %s was killed at start (code %s): %s; starting it again "
-                        "(%d of %d)", self.db_file, self._process.returncode, crash, attempt + 1, start_attempts)
+                        "(%d of %d)", self.db_file, self._process.returncode, crash, attempt + 1, attempts)
             self.start_retries += 1
             self._process.stderr.close()
             self._remove_socket()
