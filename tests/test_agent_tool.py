@@ -353,7 +353,7 @@ def tokenizer(tmp_path_factory):
     return AutoTokenizer.from_pretrained(path)
 
 
-def trainer_config(service_config, max_user_turns=2, response_length=1024, tool_yaml=None):
+def trainer_config(service_config, max_user_turns=2, response_length=1024, tool_yaml=None, recipe="esci_bm25_agent"):
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
@@ -367,7 +367,7 @@ def trainer_config(service_config, max_user_turns=2, response_length=1024, tool_
         overrides.append(f"actor_rollout_ref.rollout.multi_turn.tool_config_path={tool_yaml}")
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(RECIPES_DIR), version_base=None):
-        cfg = compose(config_name="esci_bm25_agent", overrides=overrides)
+        cfg = compose(config_name=recipe, overrides=overrides)
     OmegaConf.resolve(cfg)
     cfg.reward.reward_kwargs.retrieval = {k: v for k, v in service_config.__dict__.items() if v is not None}
     return cfg
@@ -377,11 +377,12 @@ class ScriptedServer:
     """veRL's LLM server client, answering each generate() with the next scripted turn."""
 
     def __init__(self, tokenizer, turns):
-        self.tokenizer, self.turns, self.generated = tokenizer, list(turns), []
+        self.tokenizer, self.turns, self.generated, self.requests = tokenizer, list(turns), [], []
 
     async def generate(self, request_id, prompt_ids, sampling_params, **kwargs):
         from verl.workers.rollout.replica import TokenOutput
 
+        self.requests.append((list(prompt_ids), dict(sampling_params)))
         text = self.turns[min(len(self.generated), len(self.turns) - 1)]
         ids = self.tokenizer.encode(text, add_special_tokens=False) + [self.tokenizer.eos_token_id]
         self.generated.append(ids)
@@ -389,7 +390,7 @@ class ScriptedServer:
                            extra_fields={"global_steps": 0})
 
 
-def run_episode(cfg, tokenizer, service, turns, query="wireless controller", resolve=None):
+def run_episode(cfg, tokenizer, service, turns, query="wireless controller", resolve=None, prompt_format="bm25_agent"):
     from verl.experimental.agent_loop.agent_loop import DictConfigWrap, ToolListWrap
     from verl.tools.tool_registry import initialize_tools_from_config
     from verl.utils.dataset.rl_dataset import RLHFDataset
@@ -409,7 +410,8 @@ def run_episode(cfg, tokenizer, service, turns, query="wireless controller", res
         tools[0].client._handle = LocalHandle(service)
         if resolve is not None:  # what the client finds when it looks the service up again
             tools[0].client._resolve_handle = resolve
-        return await loop.run({"temperature": 1.0}, raw_prompt=get_format("bm25_agent").messages(record), extra_info={})
+        return await loop.run({"temperature": 1.0}, raw_prompt=get_format(prompt_format).messages(record),
+                              extra_info={"prompt_format": prompt_format})
 
     return asyncio.run(scenario()), server
 
@@ -450,6 +452,56 @@ def test_tool_output_tokens_are_exactly_the_masked_ones(tokenizer, service, serv
                                                                                           "wired controller"]
     assert (episode.policy_tokens, episode.context_tokens) == (sum(mask), len(mask) - sum(mask))
     assert output.extra_fields["tool_call_counts"] == 2 and CALLS_KEY not in output.extra_fields
+
+
+def test_a_prefilled_agent_searches_in_its_first_turn_and_answers_inside_the_answer(tokenizer, service, service_config,
+                                                                                     tmp_path):
+    """bm25_literature_agent: the first turn continues the pre-filled call, the final turn the
+    pre-filled answer (masked 0, like the tool's text); both parse, and each turn is capped."""
+    from verl_rec.tasks.formats import SEARCH_CALL_PREFILL, SHORT_ANSWER_PREFILL
+
+    tool_yaml = tmp_path / "tool.yaml"
+    config = {"type": "native", **SETTINGS.__dict__, "turn_tokens": 24}
+    tool_yaml.write_text(json.dumps({"tools": [{"class_name": "verl_rec.integration.search_tool.SearchTool", "config": config}]}))
+    cfg = trainer_config(service_config, max_user_turns=1, tool_yaml=tool_yaml)
+    turns = ['acme wireless"}}\nand some chatter, no closing tag', 'acme wireless controller"}</answer>']
+    output, server = run_episode(cfg, tokenizer, service, turns, prompt_format="bm25_literature_agent")
+    first_prompt = tokenizer.decode(server.requests[0][0], skip_special_tokens=False)
+    assert first_prompt.endswith(SEARCH_CALL_PREFILL) and len(server.generated) == 2
+    assert [params["max_tokens"] for _, params in server.requests] == [24, 24]
+    episode = episode_from(output.extra_fields)
+    assert [c.query for c in episode.calls] == ["acme wireless"] and episode.searches == 1
+    assert episode.final_text.startswith(turns[1])
+    ids, mask = list(output.response_ids), list(output.response_mask)
+    prefill = tokenizer.encode(SHORT_ANSWER_PREFILL, add_special_tokens=False)
+    final_start = len(mask) - len(server.generated[1])
+    assert ids[final_start - len(prefill):final_start] == prefill and not any(mask[final_start - len(prefill):final_start])
+    result = score(service, episode, prompt_format="bm25_literature_agent")
+    assert result.extra["format_ok"] == 1.0 and result.extra["search_calls"] == 1.0 and result.score > 0
+
+
+def test_the_quickstart_vaswani_agent_recipe_runs_its_prefilled_episodes_through_its_own_tool_config(
+        tokenizer, service, service_config):
+    """quickstart_vaswani_agent as composed: one search, 5 titles, 32 new tokens a turn, the format's pre-fills."""
+    cfg = trainer_config(service_config, max_user_turns=1, response_length=192, recipe="quickstart_vaswani_agent")
+    assert cfg.data.prompt_format == "bm25_literature_agent" and cfg.data.max_response_length == 192
+    turns = ['wireless controller"}}', 'acme wireless controller"}</answer>']
+    output, server = run_episode(cfg, tokenizer, service, turns, prompt_format="bm25_literature_agent")
+    assert [params["max_tokens"] for _, params in server.requests] == [32, 32]
+    episode = episode_from(output.extra_fields)
+    assert [c.query for c in episode.calls] == ["wireless controller"] and 1 <= episode.calls[0].results <= 5
+    assert score(service, episode, prompt_format="bm25_literature_agent").extra["format_ok"] == 1.0
+
+
+def test_a_prefilled_agent_whose_call_is_malformed_gets_no_answer_prefill(tokenizer, service, service_config, tmp_path):
+    cfg = trainer_config(service_config, max_user_turns=1, tool_yaml=small_tool_yaml(tmp_path))
+    output, server = run_episode(cfg, tokenizer, service, ["acme wireless and then some chatter"],
+                                 prompt_format="bm25_literature_agent")
+    episode = episode_from(output.extra_fields)
+    assert len(server.generated) == 1 and episode.calls == ()
+    assert "max_tokens" not in server.requests[0][1]  # no turn_tokens in this tool config: no cap
+    result = score(service, episode, prompt_format="bm25_literature_agent")
+    assert result.extra["format_ok"] == 0.0
 
 
 def test_after_t_searches_the_next_turn_is_final(tokenizer, service, service_config, tmp_path):
@@ -682,3 +734,15 @@ def test_a_killed_service_is_counted_then_stops_the_tool(service_config, corpus_
             tool.check_up()
     finally:
         ray.shutdown()
+
+
+def test_a_prefilled_call_is_read_up_to_the_end_of_its_json_object():
+    from verl_rec.agent.protocol import close_prefilled_call, parse_tool_calls
+    from verl_rec.tasks.formats import SEARCH_CALL_PREFILL
+
+    closed = close_prefilled_call(SEARCH_CALL_PREFILL + 'plasma \\"arc\\" temperature"}}\nThe engine replies...')
+    assert closed == tool_call_text('plasma "arc" temperature')
+    assert [c.arguments for c in parse_tool_calls(closed)[1]] == [{"query": 'plasma "arc" temperature'}]
+    for unchanged in (SEARCH_CALL_PREFILL + "never closes the string", SEARCH_CALL_PREFILL + 'x"}} ok </tool_call>',
+                      "no call at all", SEARCH_CALL_PREFILL.replace("{", "[", 1) + 'x"]'):
+        assert close_prefilled_call(unchanged) == unchanged

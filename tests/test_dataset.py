@@ -49,6 +49,18 @@ def test_prompt_format_is_chosen_at_load_time(tmp_path, tokenizer, fmt):
     assert item["data_source"] == "esci/Video_Games"
 
 
+def test_an_edited_prompt_is_rendered_in_its_new_words(tmp_path, tokenizer, monkeypatch):
+    """datasets' map cache keys on the function and its arguments, not on the format's wording:
+    a second load of the same file after the wording changed must not bring back the old prompt."""
+    from dataclasses import replace
+
+    path = tmp_path / "records.parquet"
+    write_records(RECORDS[:1], path)
+    assert load(path, tokenizer, prompt_format="bm25_query")[0]["raw_prompt"][0]["content"] == FORMATS["bm25_query"].system
+    monkeypatch.setitem(FORMATS, "bm25_query", replace(FORMATS["bm25_query"], system="an edited system prompt"))
+    assert load(path, tokenizer, prompt_format="bm25_query")[0]["raw_prompt"][0]["content"] == "an edited system prompt"
+
+
 def test_every_task_renders_and_asks_for_the_key_the_reward_checks(tmp_path, tokenizer):
     path = tmp_path / "records.parquet"
     write_records(RECORDS, path)

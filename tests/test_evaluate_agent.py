@@ -130,3 +130,28 @@ def test_the_cli_needs_document_texts_for_an_agent(catalog, tmp_path, monkeypatc
     code = evaluate.main(["--records", str(catalog / "test.parquet"), "--backend", "bm25s", "--index", str(index),
                           "--model", f"agent={catalog}", "--prompt-format", "bm25_agent", "--out", str(tmp_path / "out2")])
     assert code == 2 and "--doc-texts" in capsys.readouterr().err
+
+
+def test_a_prefilled_agent_format_starts_its_turns_as_training_does(catalog):
+    """bm25_literature_agent: the first prompt ends inside a search call, the turn after the last result
+    inside the answer; the call is parsed with its pre-fill, the final text is the answer's continuation."""
+    from verl_rec.evaluation.agent import local_search, run_episodes
+    from verl_rec.retrieval.doc_texts import DocTexts
+    from verl_rec.retrieval.registry import open_retriever
+    from verl_rec.tasks.formats import SEARCH_CALL_PREFILL, SHORT_ANSWER_PREFILL
+
+    prefills, turns = [], ['wireless controller"}}\n</tool_call>', 'acme wireless controller"}</answer>']
+
+    def generate(prompts):
+        out = []
+        for prompt in prompts:
+            cut = prompt.rindex("]") + 1  # render() is the JSON list of messages; the pre-fill follows it
+            prefills.append(prompt[cut:])
+            out.append(turns[sum(1 for m in json.loads(prompt[:cut]) if m["role"] == "assistant")])
+        return out
+
+    retriever = open_retriever("bm25s", str(catalog / "index"))
+    (episode,) = run_episodes(RECORDS[:1], "bm25_literature_agent", json.dumps, generate, local_search(
+        retriever, DocTexts.from_corpus(catalog / "corpus.jsonl")), SearchToolSettings(top_k=2), 1, lambda t: len(t.split()))
+    assert prefills == [SEARCH_CALL_PREFILL, SHORT_ANSWER_PREFILL]
+    assert [c.query for c in episode.calls] == ["wireless controller"] and episode.final_text == turns[1]

@@ -114,7 +114,8 @@ def test_paper_formats_prefill_and_the_reward_reads_outputs_as_continuations():
         assert not format_spec(name, think_prefilled=False).think_prefilled  # what the rollout did wins
         assert "<think>" not in str(fmt.messages(TaskRecord("r", "x", fmt.task, {"a": 1.0}, query="q")))[-20:]
         assert format_spec(name).prefill_after_think == ""  # the paper's pre-fill ends at <think>
-    for name in set(FORMATS) - set(paper) - {"bm25_literature_short"}:  # the quickstart's: tests/test_quickstart_llm.py
+    # the quickstart's (tests/test_quickstart_llm.py) and its agent's (below) are pre-filled too
+    for name in set(FORMATS) - set(paper) - {"bm25_literature_short", "bm25_literature_agent"}:
         assert get_format(name).assistant_prefill is None and not format_spec(name).think_prefilled
 
 
@@ -144,7 +145,30 @@ def test_each_format_names_the_agent_loop_that_renders_it():
     for name, fmt in FORMATS.items():
         expected = PREFILL_AGENT_LOOP if fmt.assistant_prefill else SEARCH_AGENT_LOOP if fmt.searches else None
         assert fmt.agent_loop == expected, name
-        assert (tool_call_text("your query") in fmt.messages(record)[1]["content"]) == fmt.searches, name
-    assert sorted(name for name, fmt in FORMATS.items() if fmt.searches) == ["bm25_agent"]
+        # a searching format shows the call syntax, or pre-fills its first turn inside a call
+        shown = tool_call_text("your query") in fmt.messages(record)[1]["content"] or bool(fmt.search_prefill)
+        assert shown == fmt.searches, name
+    assert sorted(name for name, fmt in FORMATS.items() if fmt.searches) == ["bm25_agent", "bm25_literature_agent"]
     with pytest.raises(ValueError, match="verl_rec_prefill"):
         PromptFormat("x", "search", "s", lambda r: "u", assistant_prefill="<think>")
+
+
+def test_a_search_agents_prefills_go_together_and_need_the_search_loop():
+    from verl_rec.tasks.formats import (
+        SEARCH_AGENT_LOOP,
+        SEARCH_CALL_PREFILL,
+        SHORT_ANSWER_PREFILL,
+        PromptFormat,
+        get_format,
+    )
+
+    def user(record):
+        return record.query
+
+    with pytest.raises(ValueError, match="go together"):
+        PromptFormat("x", "search", "s", user, agent_loop=SEARCH_AGENT_LOOP, search_prefill=SEARCH_CALL_PREFILL)
+    with pytest.raises(ValueError, match="only agent loop"):
+        PromptFormat("x", "search", "s", user, search_prefill=SEARCH_CALL_PREFILL, answer_prefill=SHORT_ANSWER_PREFILL)
+    agent, short = get_format("bm25_literature_agent"), get_format("bm25_literature_short")
+    assert agent.spec == short.spec  # the final turn continues the same answer pre-fill as the rewrite's one turn
+    assert SEARCH_CALL_PREFILL == '<tool_call>\n{"name": "search", "arguments": {"query": "'

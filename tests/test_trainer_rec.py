@@ -45,7 +45,9 @@ ELSEWHERE: dict[str, str] = {"esci_bm25_agent": "tests/test_agent_trainer.py",
                              "esci_bm25_milvus": "tests/test_trainer_milvus.py",
                              "esci_dense_milvus": "tests/test_trainer_milvus.py",
                              # SmolLM2 for ~10 min: python -m bench.quickstart; its parts and command there
-                             "quickstart_vaswani": "tests/test_quickstart_llm.py"}
+                             "quickstart_vaswani": "tests/test_quickstart_llm.py",
+                             # its loop and tool config with a scripted policy; SmolLM2 trains it in bench.learn
+                             "quickstart_vaswani_agent": "tests/test_agent_tool.py"}
 RUN = [name for name in recipe_names() if name not in ELSEWHERE]
 ROLLOUT_N = 4
 WARMUP_STEPS = 300

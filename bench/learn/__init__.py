@@ -1,26 +1,25 @@
-"""``python -m bench.learn``: a real instruction LLM, trained by our recipe on this CPU, against the user's own words.
+"""``python -m bench.learn``: does the learning generalize to unseen phrasings, across seeds, and does searching help?
 
-SmolLM2-135M-Instruct (``bench.smollm2``) trains with stock ``main_ppo`` on the ``vaswani_bm25``
-recipe: literature search on the Vaswani test collection (11,429 abstracts, BM25 by Lucene),
-where the user's text is a verbose request around one of the collection's queries
-(:mod:`verl_rec.builders.requests`). The builder splits the 93 queries into 53 train and 40
-held-out queries (seed 0) before anything is scored; validation is on the held-out ones only.
+SmolLM2-135M-Instruct (the quickstart's model and task: the bundled Vaswani collection, 11,429
+abstracts, BM25 by Lucene) trains with stock ``main_ppo`` as two systems on one budget:
 
-Stages, each measured and logged under ``--work``:
+* ``rewrite``: the ``quickstart_vaswani`` recipe, one query per request (pre-filled answer);
+* ``agent``: the ``quickstart_vaswani_agent`` recipe, the multi-turn search agent: up to two
+  searches, each showing the top 5 titles, then the final query, scored the same way.
 
-1. data: the builder (``verl_rec.data_preprocess.trec``) and the Lucene index;
-2. the warm-up (:mod:`verl_rec.devkit.own_query_warmup`): the base model's own zero-shot
-   queries, drawn with a plain prompt, taught inside the answer format; the format, not an
-   answer;
-3. GRPO through stock ``main_ppo``: greedy validation before training and every
-   ``--val-every`` steps, an HF checkpoint at each validation (the last two kept);
-4. ``python -m verl_rec.evaluate`` on the held-out queries: the raw request, the untrained,
-   warmed-up and trained models, greedy and sampled (``--samples`` per query);
-5. the report: paired bootstrap intervals over queries, wins and losses, example rewrites.
+Each system trains once per seed (``--seeds``: the data order and the rollout sampler), the
+same steps, batch and rollouts. Every run validates greedily, before training and every
+``--val-every`` steps, on the 40 held-out queries twice: in the training phrasings
+(``test.parquet``, data source ``vaswani``) and in 8 phrasings never used in training
+(``test_unseen.parquet``, ``vaswani_unseen``; written before anything was scored and recorded in
+the builder's manifest). veRL dumps every validated answer with its NDCG
+(``trainer.validation_data_dir``); the report pairs them per query with the raw request and the
+collection's terse query, and keeps the final HF checkpoint of each run under ``--work``.
 
-Writes ``<out>/learning.json``, ``<out>/learning.png`` and ``<out>/learning.md`` (the tables).
+Writes ``<out>/learning.json``, ``learning.md`` (the tables), ``learning.png`` (the curves, one row
+per system, one colour per seed) and ``learning_runs/`` (each run's log, run.json and dumps).
 
-Modules: :mod:`.settings` (sizes and names), :mod:`.training` (data, warm-up, GRPO),
-:mod:`.evaluation` (the evaluate CLI and the terse-query reference), :mod:`.statistics`
-(bootstrap intervals), :mod:`.report` (learning.json, the tables, the plot, the archive).
+Modules: :mod:`.settings` (names and schedule), :mod:`.runs` (one ``main_ppo`` run),
+:mod:`.scoring` (the references and the dumps, per query), :mod:`.report` (learning.json),
+:mod:`.tables` and :mod:`.plot`.
 """

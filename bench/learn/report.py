@@ -1,222 +1,172 @@
-"""learning.json, learning.md and learning.png from the runs' logs and the evaluation's rows, and the archived evidence."""
+"""learning.json from the runs: per system and seed, held-out NDCG@10 on seen and unseen phrasings
+against the raw request and the terse query, with paired bootstrap intervals and the spread between seeds."""
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
+import statistics
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from bench.learn.settings import FORMAT_OK, MODEL_NAME, NDCG, PROMPT_FORMAT, RECIPE, SYSTEMS, Settings
-from bench.learn.statistics import mean_interval, paired_bootstrap, read_per_query
-from verl_rec.devkit.runner import parse_step_metrics
-from verl_rec.devkit.val_metrics import data_source_counts, validation_mean
+from bench.learn.runs import VALIDATION_DIR, run_name
+from bench.learn.scoring import Split, dump_scores, final_query, searched_queries
+from bench.learn.settings import MODEL_NAME, RECIPES, SPLITS, Settings
+from verl_rec.devkit.bootstrap import paired_bootstrap
+
+#: veRL's per-stage timings worth reporting (timing_s/<name>, seconds per step)
+STAGES = ("gen", "reward", "old_log_prob", "adv", "update_actor", "update_weights", "testing", "step")
 
 
-def rollout_stats(folder: Path) -> dict[int, dict[str, float]]:
-    """Per training step: the share of well-formed rollouts and their mean query words."""
-    from verl_rec.reward.parsing import parse_output
-    from verl_rec.tasks.formats import format_spec
-
-    spec = format_spec(PROMPT_FORMAT)
-    rows: dict[int, list[Any]] = {}
-    for path in sorted(folder.glob("*.jsonl")):
-        for line in path.read_text().splitlines():
-            if line.strip():
-                row = json.loads(line)
-                rows.setdefault(int(row["step"]), []).append(parse_output(row["output"], spec))
-    stats = {}
-    for step, parsed in rows.items():
-        ok = [p for p in parsed if p.ok]
-        stats[step] = {"format_ok": len(ok) / len(parsed),
-                       "mean_query_words": sum(len(p.answer.split()) for p in ok) / len(ok) if ok else None}
-    return stats
+def mean(values: dict[str, float]) -> float:
+    return sum(values.values()) / len(values)
 
 
-def step_rows(metrics_by_step: dict[int, dict[str, float]], rollouts: Path, counts: dict[str, int]) -> list[dict[str, Any]]:
-    """Per step: train reward, format_ok and query words of the rollouts, greedy validation
-    NDCG@10 and format_ok over the held-out queries, seconds."""
-    stats = rollout_stats(rollouts)
-    return [{
-        "step": step,
-        "train_reward": metrics.get("critic/score/mean"),
-        "format_ok": stats.get(step, {}).get("format_ok"),
-        "mean_query_words": stats.get(step, {}).get("mean_query_words"),
-        "val_ndcg@10": validation_mean(metrics, NDCG, counts),
-        "val_format_ok": validation_mean(metrics, FORMAT_OK, counts),
-        "seconds": metrics.get("timing_s/step"),
-        "generation_seconds": metrics.get("timing_s/gen"),
-    } for step, metrics in sorted(metrics_by_step.items())]
+def gap_closed(trained: float, raw: float, terse: float) -> float | None:
+    """Share of the raw -> terse-query gap that the trained policy closed (1: as good as the terse query)."""
+    return None if abs(terse - raw) < 1e-12 else (trained - raw) / (terse - raw)
 
 
-def examples(eval_dir: Path, per_query: dict[str, dict[str, float]], n: int = 10) -> list[dict[str, Any]]:
-    """The first ``n`` held-out requests: the warmed-up and trained greedy answers, NDCG@10 each."""
-    from verl_rec.evaluation.inputs import read_outputs
-    from verl_rec.reward.parsing import parse_output
-    from verl_rec.tasks.formats import format_spec
-    from verl_rec.tasks.record_files import read_records
-
-    spec = format_spec(PROMPT_FORMAT)
-    outputs = {name: read_outputs(eval_dir / f"outputs_{name}.jsonl") for name in ("warmed_up", "trained")}
+def curve(run: dict[str, Any], dumps: dict[int, dict[str, dict[str, dict[str, Any]]]]) -> list[dict[str, Any]]:
+    """Per step: training reward and rollout NDCG@10, seconds; at validations, NDCG@10 per split."""
     rows = []
-    for record in read_records(eval_dir.parent / "vaswani" / "test.parquet")[:n]:
-        row = {"record_id": record.record_id, "request": record.query,
-               "raw_ndcg@10": per_query["raw"][record.record_id]}
-        for name, texts in outputs.items():
-            parsed = parse_output(texts.get(record.record_id, ""), spec)
-            row[f"{name}_query"] = parsed.answer if parsed.ok else None
-            row[f"{name}_ndcg@10"] = per_query[name][record.record_id]
+    for step in sorted({int(s) for s in run["metrics"]} | set(dumps)):
+        metrics = run["metrics"].get(str(step), {})
+        row: dict[str, Any] = {"step": step, "train_reward": metrics.get("critic/score/mean"),
+                               "train_ndcg@10": metrics.get("train-aux/ndcg@10/mean"),
+                               "seconds": metrics.get("timing_s/step")}
+        for split, scores in dumps.get(step, {}).items():
+            row[f"val_{split}_ndcg@10"] = mean({k: v["ndcg"] for k, v in scores.items()})
+            row[f"val_{split}_format_ok"] = mean({k: v["format_ok"] for k, v in scores.items()})
         rows.append(row)
     return rows
 
 
-def reproduction(validated: list[dict[str, Any]], table: dict[str, Any]) -> dict[str, float | None]:
-    """veRL's NDCG@10 at the first and last validation next to the evaluate CLI's greedy numbers
-    for the same weights (warmed-up, trained): the CLI reproduces the run when they agree."""
-    if not validated:
-        return {}
-    rows = {}
-    for name, verl in (("warmed_up", validated[0]["val_ndcg@10"]), ("trained", validated[-1]["val_ndcg@10"])):
-        cli = table[name]["greedy"]["mean"]
-        rows.update({f"{name}_verl_validation": verl, f"{name}_evaluate_cli": cli, f"{name}_abs_difference": abs(verl - cli)})
-    return rows
+def stage_seconds(run: dict[str, Any]) -> dict[str, float]:
+    """Mean seconds per training step of each stage veRL times (validation steps excluded)."""
+    steps = [m for m in run["metrics"].values() if "timing_s/step" in m]
+    return {name: statistics.fmean(m[f"timing_s/{name}"] for m in steps if f"timing_s/{name}" in m)
+            for name in STAGES if any(f"timing_s/{name}" in m for m in steps)}
 
 
-def run_metrics(work: Path, name: str) -> dict[int, dict[str, float]]:
-    log = work / "runs" / name / "main_ppo.log"
-    return parse_step_metrics(log.read_text(errors="replace")) if log.is_file() else {}
+def examples(split: Split, first: dict[str, dict[str, Any]], last: dict[str, dict[str, Any]],
+             n: int = 10) -> list[dict[str, Any]]:
+    """The first ``n`` requests of a split: the raw request, and the untrained and trained answers, NDCG@10 each."""
+    return [{"request": r.query, "raw_ndcg@10": split.raw[r.record_id],
+             "untrained_query": final_query(first[r.record_id]["output"]), "untrained_ndcg@10": first[r.record_id]["ndcg"],
+             "trained_query": final_query(last[r.record_id]["output"]), "trained_ndcg@10": last[r.record_id]["ndcg"]}
+            for r in split.records[:n]]
 
 
-def build_report(work: Path, settings: Settings, state: dict[str, Any]) -> dict[str, Any]:
-    """learning.json from the runs' logs, the evaluation's per-query rows and ``state``."""
-    task = work / "vaswani"
-    counts = data_source_counts(task / "test.parquet")
-    steps = step_rows(run_metrics(work, "grpo"), work / "runs" / "grpo" / "rollouts", counts)
-    validated = [s for s in steps if s["val_ndcg@10"] is not None]
-    timed = [s for s in steps if s["seconds"] is not None]
-    eval_dir = work / "eval"
-    per_query = read_per_query(eval_dir / "per_query.csv")
-    n, seed = settings.bootstrap, settings.seed
-    table = {system: {"greedy": mean_interval(per_query[system], n, seed),
-                      **({"sampled": mean_interval(per_query[f"{system}@sampled"], n, seed)}
-                         if f"{system}@sampled" in per_query else {})} for system in SYSTEMS}
-    compare = {f"{a}_minus_{b}{tag}": paired_bootstrap(per_query[a + tag], per_query[b + ("" if b == "raw" else tag)], n, seed)
-               for tag in ("", "@sampled") for a, b in (("trained", "raw"), ("trained", "warmed_up"), ("warmed_up", "raw"))}
-    manifest = json.loads((task / "manifest.json").read_text())
+def episodes(split: Split, last: dict[str, dict[str, Any]], n: int = 5) -> list[dict[str, Any]]:
+    """What the trained agent searched for, then answered, in the first ``n`` episodes of a split."""
+    return [{"request": r.query, "searches": searched_queries(last[r.record_id]["output"]),
+             "answer": final_query(last[r.record_id]["output"]), "ndcg@10": last[r.record_id]["ndcg"]}
+            for r in split.records[:n]]
+
+
+def run_report(run: dict[str, Any], run_dir: Path, splits: dict[str, Split], settings: Settings) -> dict[str, Any]:
+    """One run: per split, the untrained and the trained policy against the raw request and the terse query."""
+    dumps = {int(p.stem): dump_scores(p, splits) for p in sorted((run_dir / VALIDATION_DIR).glob("*.jsonl"))}
+    if 0 not in dumps or settings.steps not in dumps:
+        raise SystemExit(f"{run_dir / VALIDATION_DIR}: needs the dumps of step 0 and step {settings.steps}, "
+                         f"has {sorted(dumps)}: run python -m bench.learn without --report-only")
+    first, last = dumps[0], dumps[settings.steps]
+    report: dict[str, Any] = {"seed": run["seed"], "recipe": run["recipe"], "seconds": run["seconds"],
+                              "checkpoint": run["checkpoint"], "stage_seconds_per_step": stage_seconds(run)}
+    for name, split in splits.items():
+        untrained = {k: v["ndcg"] for k, v in first[name].items()}
+        trained = {k: v["ndcg"] for k, v in last[name].items()}
+        report[name] = {
+            "raw_query_val_ndcg@10": mean(split.raw),
+            "untrained_val_ndcg@10": mean(untrained),
+            "trained_val_ndcg@10": mean(trained),
+            "trained_minus_raw": paired_bootstrap(trained, split.raw, settings.bootstrap),
+            "trained_minus_untrained": paired_bootstrap(trained, untrained, settings.bootstrap),
+            "gap_closed": gap_closed(mean(trained), mean(split.raw), mean(split.terse)),
+            "untrained_format_ok": mean({k: v["format_ok"] for k, v in first[name].items()}),
+            "trained_format_ok": mean({k: v["format_ok"] for k, v in last[name].items()}),
+            "untrained_search_calls": mean({k: v["calls"] for k, v in first[name].items()}),
+            "trained_search_calls": mean({k: v["calls"] for k, v in last[name].items()}),
+            "per_query_trained": trained,
+        }
+        # a diagnostic, not a system: the gain where the trained answer is well formed, and what the malformed ones cost
+        well_formed = [k for k, v in last[name].items() if v["format_ok"] > 0]
+        report[name]["trained_malformed"] = len(trained) - len(well_formed)
+        report[name]["raw_ndcg@10_lost_to_malformed"] = sum(split.raw[k] for k in trained if k not in well_formed) / len(trained)
+        if well_formed:
+            report[name]["trained_minus_raw_well_formed"] = paired_bootstrap(
+                {k: trained[k] for k in well_formed}, {k: split.raw[k] for k in well_formed}, settings.bootstrap)
+    report["examples_unseen"] = examples(splits["unseen"], first["unseen"], last["unseen"])
+    report["episodes_unseen"] = episodes(splits["unseen"], last["unseen"])
+    report["curve"] = curve(run, dumps)
+    return report
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    return {"mean": statistics.fmean(values), "min": min(values), "max": max(values),
+            "stdev": statistics.stdev(values) if len(values) > 1 else 0.0}
+
+
+def build_report(work: Path, runs: dict[str, dict[int, dict[str, Any]]], splits: dict[str, Split],
+                 settings: Settings, wall_seconds: float | None, command: str = "python -m bench.learn") -> dict[str, Any]:
+    """learning.json: the references, every run, the spread between seeds, the agent against the rewrite."""
+    systems: dict[str, Any] = {}
+    for system, by_seed in runs.items():
+        reports = {f"seed{seed}": run_report(run, work / "runs" / run_name(system, seed), splits, settings)
+                   for seed, run in sorted(by_seed.items())}
+        systems[system] = {"recipe": RECIPES[system], "seeds": reports,
+                           "between_seeds": {name: spread([r[name]["trained_val_ndcg@10"] for r in reports.values()])
+                                             for name in splits}}
+    comparison = {}
+    if {"rewrite", "agent"} <= set(systems):
+        for seed in sorted(set(systems["rewrite"]["seeds"]) & set(systems["agent"]["seeds"])):
+            comparison[seed] = {name: paired_bootstrap(systems["agent"]["seeds"][seed][name]["per_query_trained"],
+                                                       systems["rewrite"]["seeds"][seed][name]["per_query_trained"],
+                                                       settings.bootstrap) for name in splits}
     return {
         "model": MODEL_NAME,
-        "recipe": RECIPE,
-        "prompt_format": PROMPT_FORMAT,
-        "task": "Vaswani (11,429 abstracts, BM25 by Lucene); verbose natural-language requests around the "
-                "collection's queries (verl_rec.builders.requests); 53 train / 40 held-out queries, split by seed 0",
-        "train_query_ids": manifest["notes"]["train_query_ids"],
-        "heldout_query_ids": manifest["notes"]["heldout_query_ids"],
+        "task": "vaswani (bundled): 53 training queries x 8 request templates; 40 held-out queries, each in one "
+                "training template (seen) and in one of 8 templates never used in training (unseen)",
+        "command": command,
+        "wall_seconds": wall_seconds,
+        "runs_seconds": sum(run["seconds"] for by_seed in runs.values() for run in by_seed.values()),
         "settings": asdict(settings),
-        "val_queries": sum(counts.values()),
-        # the run's own numbers: veRL's greedy validation on the held-out queries
-        "raw_query_val_ndcg@10": table["raw"]["greedy"]["mean"],
-        "collection_query_val_ndcg@10": state["collection_query_val_ndcg@10"],
-        "warmed_up_val_ndcg@10": validated[0]["val_ndcg@10"] if validated else None,
-        "trained_val_ndcg@10": validated[-1]["val_ndcg@10"] if validated else None,
-        "trained_at_step": validated[-1]["step"] if validated else None,
-        "interval": {"method": f"paired bootstrap over the {sum(counts.values())} held-out queries, {n} resamples, "
-                               "95% percentile interval (verl_rec.evaluate's per-query rows)",
-                     **compare},
-        "evaluate_cli": {"command": state["evaluate_command"], "table": table,
-                         # the CLI's greedy answers against veRL's first and last validation
-                         "reproduces_final_validation": reproduction(validated, table)},
-        "format_warmup": state["format_warmup"],
-        "examples": examples(eval_dir, per_query),
-        # per held-out query, greedy NDCG@10: the wins and losses behind the paired intervals
-        "per_query_ndcg@10": {q: {system: round(per_query[system][q], 4) for system in SYSTEMS}
-                              for q in sorted(per_query["raw"])},
-        "steps": steps,
-        "seconds_per_step": sum(s["seconds"] for s in timed) / len(timed) if timed else None,
-        "generation_seconds_per_step": (sum(s["generation_seconds"] or 0 for s in timed) / len(timed)) if timed else None,
-        "logs": {"grpo": str(work / "runs" / "grpo" / "main_ppo.log"), "evaluate": str(eval_dir / "evaluate.log"),
-                 "warmup_answers": str(work / "warmup_answers.jsonl"),
-                 "archived_copy": "learning_run/ next to this file: main_ppo.log.gz, outputs.tar.gz "
-                                  "(evaluation outputs, training rollouts, warm-up answers), per_query.csv"},
-        **{k: state.get(k) for k in ("stage_seconds", "wall_seconds", "load_average_start", "load_average_end")},
-        "cpu_count": os.cpu_count(),
+        "val_queries": len(splits["seen"].records),
+        "data_sources": SPLITS,
+        "raw_query_val_ndcg@10": {name: mean(s.raw) for name, s in splits.items()},
+        "collection_query_val_ndcg@10": {name: mean(s.terse) for name, s in splits.items()},
+        "systems": systems,
+        "agent_minus_rewrite": comparison,
     }
 
 
-def example_query(example: dict[str, Any], name: str) -> str:
-    text = example[f"{name}_query"]
-    return f"{'(malformed)' if text is None else text.replace('|', '/')} ({example[f'{name}_ndcg@10']:.2f})"
-
-
-def markdown(report: dict[str, Any]) -> str:
-    """learning.md: the held-out table, the paired intervals and the examples, for docs/learning.md."""
-    def cell(stats: dict[str, float] | None) -> str:
-        return f"{stats['mean']:.3f} [{stats['ci95_low']:.3f}, {stats['ci95_high']:.3f}]" if stats else "-"
-
-    table = report["evaluate_cli"]["table"]
-    lines = [f"| held-out NDCG@10 ({report['val_queries']} queries), mean [95% bootstrap] | greedy | "
-             f"sampled ({report['settings']['eval_samples']} per query) |",
-             "|---|---|---|"]
-    names = {"raw": "raw request (BM25 on what the user wrote)", "untrained": "SmolLM2, untrained",
-             "warmed_up": "SmolLM2, format warm-up", "trained": f"SmolLM2, after {report['trained_at_step']} GRPO steps"}
-    lines += [f"| {names[s]} | {cell(table[s]['greedy'])} | {cell(table[s].get('sampled'))} |" for s in SYSTEMS]
-    lines += ["", "| paired difference over queries | mean [95% bootstrap] | wins / losses / ties |", "|---|---|---|"]
-    for key, d in report["interval"].items():
-        if isinstance(d, dict):
-            lines.append(f"| {key.replace('_minus_', ' - ')} | {d['mean_difference']:+.3f} "
-                         f"[{d['ci95_low']:+.3f}, {d['ci95_high']:+.3f}] | {d['wins']} / {d['losses']} / {d['ties']} |")
-    lines += ["", "| request | warmed-up query (NDCG@10) | trained query (NDCG@10) | raw |", "|---|---|---|---|"]
-    for e in report["examples"]:
-        lines.append(f"| {e['request']} | {example_query(e, 'warmed_up')} | {example_query(e, 'trained')} | "
-                     f"{e['raw_ndcg@10']:.2f} |")
-    return "\n".join(lines) + "\n"
-
-
-def plot(report: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    steps = report["steps"]
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
-    val = [(s["step"], s["val_ndcg@10"]) for s in steps if s["val_ndcg@10"] is not None]
-    top.plot([s for s, _ in val], [v for _, v in val], "o-", label="trained policy (greedy, held-out)")
-    top.axhline(report["raw_query_val_ndcg@10"], color="grey", ls="--", label="raw request")
-    top.axhline(report["collection_query_val_ndcg@10"], color="green", ls=":", label="the collection's own query")
-    top.set_ylabel("held-out NDCG@10")
-    top.legend(fontsize=8)
-    train = [(s["step"], s["train_reward"]) for s in steps if s["train_reward"] is not None]
-    bottom.plot([s for s, _ in train], [r for _, r in train], ".-", alpha=0.5, label="train reward (per step)")
-    window = 8
-    smooth = [(train[i][0], sum(r for _, r in train[max(0, i - window + 1):i + 1]) / len(train[max(0, i - window + 1):i + 1]))
-              for i in range(len(train))]
-    bottom.plot([s for s, _ in smooth], [r for _, r in smooth], "-", label=f"train reward ({window}-step mean)")
-    bottom.set_xlabel("GRPO step")
-    bottom.set_ylabel("reward (0.1 + NDCG@100)")
-    bottom.legend(fontsize=8)
-    fig.suptitle("SmolLM2-135M-Instruct, vaswani_bm25 recipe, stock main_ppo on 2 CPU cores")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-
-
-def archive_run(work: Path, folder: Path) -> None:
-    """A copy of the run's evidence next to learning.json (``--work`` is not in git): main_ppo's log
-    (without Ray's thread-count warnings), the evaluation's outputs, per-query rows and log, every
-    training rollout, and the warm-up's answers and settings."""
+def archive_runs(work: Path, runs: dict[str, dict[int, Any]], folder: Path) -> None:
+    """The evidence next to the report: per run, its run.json, main_ppo's log and every validation dump, gzipped."""
     import gzip
-    import tarfile
+    import shutil
 
-    folder.mkdir(parents=True, exist_ok=True)
-    log = (work / "runs" / "grpo" / "main_ppo.log").read_text(errors="replace").splitlines(keepends=True)
-    kept = "".join(line for line in log if "target_num_threads" not in line).encode()
-    with gzip.GzipFile(folder / "main_ppo.log.gz", "wb", mtime=0) as f:  # mtime 0: a rerun changes no bytes
-        f.write(kept)
-    for name in ("evaluate.log", "per_query.csv", "results.json", "results.md"):
-        shutil.copy(work / "eval" / name, folder / name)
-    shutil.copy(work / "smollm2_warmed" / "warmup.json", folder / "warmup.json")
-    with gzip.GzipFile(folder / "outputs.tar.gz", "wb", mtime=0) as packed, tarfile.open(fileobj=packed, mode="w") as tar:
-        for path in [*sorted((work / "eval").glob("outputs_*.jsonl")), work / "runs" / "grpo" / "rollouts",
-                     work / "warmup_answers.jsonl"]:
-            tar.add(path, arcname=str(path.relative_to(work)))
+    from bench.learn.runs import DONE_FILE
+
+    shutil.rmtree(folder, ignore_errors=True)
+    for system, by_seed in runs.items():
+        for seed in by_seed:
+            run_dir, target = work / "runs" / run_name(system, seed), folder / run_name(system, seed)
+            target.mkdir(parents=True)
+            shutil.copy2(run_dir / DONE_FILE, target / DONE_FILE)
+            for source in [run_dir / "main_ppo.log", *sorted((run_dir / VALIDATION_DIR).glob("*.jsonl"))]:
+                name = source.name if source.parent == run_dir else f"validation_step{source.name}"
+                with source.open("rb") as f, gzip.open(target / f"{name}.gz", "wb") as g:
+                    shutil.copyfileobj(f, g)
+
+
+def write_report(report: dict[str, Any], out: Path, work: Path, runs: dict[str, dict[int, Any]]) -> None:
+    """learning.json, learning.md (the tables), learning.png (the curves) and learning_runs/ (the evidence)."""
+    from bench.learn.plot import plot
+    from bench.learn.tables import markdown
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "learning.json").write_text(json.dumps(report, indent=1) + "\n")
+    (out / "learning.md").write_text(markdown(report))
+    plot(report, out / "learning.png")
+    archive_runs(work, runs, out / "learning_runs")

@@ -180,6 +180,25 @@ def tool_call_text(query: str) -> str:
     return f"<tool_call>\n{call}\n</tool_call>"
 
 
+def close_prefilled_call(text: str) -> str:
+    """A turn that starts inside a pre-filled call, read up to the end of the call's JSON object.
+
+    A small model continues ``<tool_call>\n{"name": "search", "arguments": {"query": "`` with its
+    query and ``"}}``, then rarely writes ``</tool_call>``: a turn whose JSON object completes is
+    returned as that one well-formed call (what follows it is dropped); any other turn as it is.
+    """
+    head, opened, rest = text.partition("<tool_call>")
+    if not opened or "</tool_call>" in rest:
+        return text
+    try:
+        call, _ = json.JSONDecoder().raw_decode(rest.lstrip())
+    except ValueError:
+        return text
+    if not isinstance(call, dict):
+        return text
+    return f"{head}<tool_call>\n{json.dumps(call, ensure_ascii=False)}\n</tool_call>"
+
+
 @dataclass(frozen=True)
 class ParsedCall:
     name: str

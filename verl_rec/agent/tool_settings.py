@@ -24,12 +24,15 @@ class SearchToolSettings:
     max_query_words: int = 64
     max_query_chars: int = 512
     max_consecutive_failures: int = 50
+    #: the most new tokens the policy writes in one turn (0: no cap but the episode's response_length)
+    turn_tokens: int = 0
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"search tool setting {f.name!r} must be a positive integer, got {value!r}")
+            lowest = 0 if f.name == "turn_tokens" else 1
+            if not isinstance(value, int) or isinstance(value, bool) or value < lowest:
+                raise ValueError(f"search tool setting {f.name!r} must be an integer >= {lowest}, got {value!r}")
         if self.result_tokens < 16:
             raise ValueError(f"search tool setting 'result_tokens' must be at least 16, got {self.result_tokens}")
 

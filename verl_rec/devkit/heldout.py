@@ -46,25 +46,38 @@ def match_record(prompt: str, records: Sequence[TaskRecord]) -> TaskRecord:
     return best[0]
 
 
-def dumped_ndcg(dump: Path, records: Sequence[TaskRecord], metric: str = METRIC) -> dict[str, float]:
-    """``{record_id: metric}`` from one validation dump (``<step>.jsonl``); each record exactly once."""
+def dumped_rows(dump: Path, records: Sequence[TaskRecord]) -> dict[str, dict]:
+    """``{record_id: dumped row}`` from one validation dump (``<step>.jsonl``); each record exactly once."""
     if not dump.is_file():
         raise FileNotFoundError(f"{dump}: no validation dump (trainer.validation_data_dir)")
-    scores: dict[str, float] = {}
+    rows: dict[str, dict] = {}
     for number, line in enumerate(dump.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
         row = json.loads(line)
-        if metric not in row:
-            raise KeyError(f"{dump}:{number}: no {metric!r} in the row (reward.reward_kwargs.eval_metrics)")
         record = match_record(row["input"], records)
-        if record.record_id in scores:
+        if record.record_id in rows:
             raise ValueError(f"{dump}:{number}: record {record.record_id} validated twice")
-        scores[record.record_id] = float(row[metric])
-    missing = {r.record_id for r in records} - set(scores)
+        rows[record.record_id] = {**row, "line": number}
+    missing = {r.record_id for r in records} - set(rows)
     if missing:
         raise ValueError(f"{dump}: {len(missing)} held-out records not validated, e.g. {sorted(missing)[:3]}")
-    return scores
+    return rows
+
+
+def dumped_values(rows: dict[str, dict], key: str, dump: Path | str = "the dump") -> dict[str, float]:
+    """``{record_id: float(row[key])}``; a row without ``key`` fails, naming the line."""
+    values = {}
+    for record_id, row in rows.items():
+        if key not in row:
+            raise KeyError(f"{dump}:{row.get('line')}: no {key!r} in the row (reward.reward_kwargs.eval_metrics)")
+        values[record_id] = float(row[key])
+    return values
+
+
+def dumped_ndcg(dump: Path, records: Sequence[TaskRecord], metric: str = METRIC) -> dict[str, float]:
+    """``{record_id: metric}`` from one validation dump (``<step>.jsonl``); each record exactly once."""
+    return dumped_values(dumped_rows(dump, records), metric, dump)
 
 
 def mean(scores: dict[str, float]) -> float:

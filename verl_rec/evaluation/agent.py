@@ -25,6 +25,7 @@ from verl_rec.agent.protocol import (
     TOOL_NAME,
     SearchCallError,
     check_call_budget,
+    close_prefilled_call,
     parse_tool_calls,
     read_query,
     render_error,
@@ -68,15 +69,21 @@ def run_episodes(records: Sequence[TaskRecord], prompt_format: str, render: Call
         active = [e for e in episodes if e.final_text is None]
         if not active:
             break
-        texts = generate([render(e.messages) for e in active])
+        # a pre-filled format starts the first turn inside the call and the turn after the last result
+        # inside the answer, as the training loop does (verl_rec.integration.search_agent_loop)
+        prefill = (fmt.search_prefill if turn == 0 else fmt.answer_prefill if turn == max_searches else None) or ""
+        texts = generate([render(e.messages) + prefill for e in active])
         wanted: list[tuple[_Running, int, str]] = []  # (episode, call number, query) to search
         replies: dict[int, str] = {}
         for e, text in zip(active, texts):
-            _, calls = parse_tool_calls(text)
+            written = prefill + text  # what the turn says, its pre-fill included
+            if turn == 0 and fmt.search_prefill:
+                written = close_prefilled_call(written)
+            _, calls = parse_tool_calls(written)
             if not calls or turn == max_searches:
-                e.final_text = text
+                e.final_text = text  # the scored text continues the pre-fill, as in training
                 continue
-            e.messages.append({"role": "assistant", "content": text})
+            e.messages.append({"role": "assistant", "content": written})
             e.tool_turns += 1
             call = calls[0]
             if call.name != TOOL_NAME:

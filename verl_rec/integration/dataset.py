@@ -67,15 +67,19 @@ class RecTaskDataset(RLHFDataset):
             check_columns(path)
             frame = datasets.load_dataset("parquet", data_files=path)["train"]
             keep = [c for c in frame.column_names if c not in ("prompt", "reward_model", "extra_info", "agent_name")]
+            # never from datasets' cache: its fingerprint sees render_row and its arguments, not the
+            # format's wording, so an edited prompt would come back in its old words
             frame = frame.select_columns(keep).map(
-                render_row, with_indices=True, fn_kwargs={"prompt_format": prompt_format, "source": path}
+                render_row, with_indices=True, fn_kwargs={"prompt_format": prompt_format, "source": path},
+                load_from_cache_file=False,
             )
             frames.append(frame)
         self.dataframe = datasets.concatenate_datasets(frames)
         if 0 < self.max_samples < len(self.dataframe):
             self.dataframe = self.dataframe.select(range(self.max_samples))
         print(f"verl-rec dataset: {len(self.dataframe)} records, prompt format {prompt_format!r}")
-        self.dataframe = self._filter_long_prompts(get_format(prompt_format).assistant_prefill)
+        fmt = get_format(prompt_format)
+        self.dataframe = self._filter_long_prompts(fmt.assistant_prefill or fmt.search_prefill)
 
     def _filter_long_prompts(self, prefill: str | None) -> datasets.Dataset:
         """veRL's over-long prompt filter, with room left for the pre-fill the agent loop appends."""

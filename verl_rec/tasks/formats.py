@@ -87,11 +87,21 @@ class PromptFormat:
     append_rules: bool = True
     assistant_prefill: str | None = None
     agent_loop: str | None = None
+    #: a search agent's pre-fills (:data:`SEARCH_AGENT_LOOP` renders them): its first turn starts
+    #: inside a search call, and its final turn, after the last result, inside the answer
+    search_prefill: str | None = None
+    answer_prefill: str | None = None
 
     def __post_init__(self) -> None:
         if self.assistant_prefill and self.agent_loop != PREFILL_AGENT_LOOP:
             raise ValueError(f"prompt format {self.name!r} pre-fills the assistant turn: only agent loop "
                              f"{PREFILL_AGENT_LOOP!r} renders that, not {self.agent_loop!r}")
+        if (self.search_prefill or self.answer_prefill) and self.agent_loop != SEARCH_AGENT_LOOP:
+            raise ValueError(f"prompt format {self.name!r} pre-fills a search agent's turns: only agent loop "
+                             f"{SEARCH_AGENT_LOOP!r} renders that, not {self.agent_loop!r}")
+        if bool(self.search_prefill) != bool(self.answer_prefill):
+            raise ValueError(f"prompt format {self.name!r}: search_prefill and answer_prefill go together (an episode "
+                             "whose first turn must search gets its answer pre-filled after the result)")
 
     @property
     def searches(self) -> bool:
@@ -99,14 +109,20 @@ class PromptFormat:
         return self.agent_loop == SEARCH_AGENT_LOOP
 
     @property
+    def scored_prefill(self) -> str | None:
+        """The pre-fill the scored output continues: a search agent's final turn continues its
+        ``answer_prefill``, a single-turn output its ``assistant_prefill``."""
+        return self.answer_prefill or self.assistant_prefill
+
+    @property
     def think_prefilled(self) -> bool:
         """The pre-fill opens the think block: the output continues after its ``<think>`` (the
         paper's pre-fill ends there; ``bm25_literature_short`` goes on into the answer)."""
-        return bool(self.assistant_prefill) and "<think>" in self.assistant_prefill
+        return bool(self.scored_prefill) and "<think>" in self.scored_prefill
 
     @property
     def spec(self) -> FormatSpec:
-        after = self.assistant_prefill.split("<think>", 1)[1] if self.think_prefilled else ""
+        after = self.scored_prefill.split("<think>", 1)[1] if self.think_prefilled else ""
         return FormatSpec(answer_key=self.answer_key, require_think=True, think_prefilled=self.think_prefilled,
                           prefill_after_think=after)
 
@@ -169,8 +185,17 @@ SEARCH_INSTRUCTIONS = (
 )
 
 
+#: the literature agent's instructions. No example call or answer: SmolLM2-135M copies an example's
+#: words ("your query", "...") into its pre-filled call instead of the topic's (docs/agent.md)
+LITERATURE_SEARCH_INSTRUCTIONS = "Search once for the words that name the topic; then write the search query."
+
+
 def _bm25_agent_user(record: TaskRecord) -> str:
     return f"{_bm25_user(record)}\n{SEARCH_INSTRUCTIONS}"
+
+
+def _literature_agent_user(record: TaskRecord) -> str:
+    return f'Request: "{record.query}"\n{LITERATURE_SEARCH_INSTRUCTIONS}'
 
 
 def _dense_user(record: TaskRecord) -> str:
@@ -224,8 +249,12 @@ _BM25_LITERATURE_SHORT_SYSTEM = (
     "You write keyword queries for a BM25 search engine over scientific abstracts. "
     'Answer format: <think>\n</think>\n<answer>{"query": "..."}</answer>'
 )
+#: the literature agent's: no answer format (both turns are pre-filled), no example to copy
+_BM25_LITERATURE_AGENT_SYSTEM = "You write keyword queries for a BM25 search engine over scientific abstracts."
 #: the quickstart's pre-fill: an empty think, then the answer opened up to the query's first word
 SHORT_ANSWER_PREFILL = '<think>\n</think>\n<answer>{"query": "'
+#: a search agent's first turn, opened up to the query's first word (the Hermes call of :func:`tool_call_text`)
+SEARCH_CALL_PREFILL = tool_call_text("QUERY").split("QUERY", 1)[0]
 _DENSE_SYSTEM = (
     "You write queries for a neural (dense embedding) product search engine. It compares the "
     "meaning of your text with product descriptions, so fluent, specific descriptions work best."
@@ -314,6 +343,13 @@ FORMATS: dict[str, PromptFormat] = {
         PromptFormat("bm25_literature_short", "search", _BM25_LITERATURE_SHORT_SYSTEM, _literature_short_user,
                      append_rules=False, assistant_prefill=SHORT_ANSWER_PREFILL, agent_loop=PREFILL_AGENT_LOOP),
         PromptFormat("bm25_agent", "search", _BM25_SYSTEM, _bm25_agent_user, agent_loop=SEARCH_AGENT_LOOP),
+        # the quickstart's literature task as a search agent (bench.learn compares it with the rewrite):
+        # the short request line, its first turn pre-filled inside a search call and its final turn
+        # inside the answer, as bm25_literature_short's one turn is (without the pre-fills
+        # SmolLM2-135M never writes a call)
+        PromptFormat("bm25_literature_agent", "search", _BM25_LITERATURE_AGENT_SYSTEM, _literature_agent_user,
+                     append_rules=False, agent_loop=SEARCH_AGENT_LOOP, search_prefill=SEARCH_CALL_PREFILL,
+                     answer_prefill=SHORT_ANSWER_PREFILL),
         PromptFormat("dense_expansion", "search", _DENSE_SYSTEM, _dense_user),
         PromptFormat("review_rewrite", "search", _DENSE_SYSTEM, _review_user),
         PromptFormat("seqrec_query", "seqrec", _BM25_SYSTEM, _seqrec_user),

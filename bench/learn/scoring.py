@@ -1,0 +1,111 @@
+"""Per-query held-out scores: the raw request and the terse query (no model), and each run's
+validation dumps, for the seen and the unseen phrasings of the same 40 queries."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.learn.settings import METRIC, SPLITS
+from verl_rec.devkit.heldout import dumped_rows, dumped_values, raw_request_ndcg
+from verl_rec.tasks.records import TaskRecord
+
+SPLIT_FILES = {"seen": "test.parquet", "unseen": "test_unseen.parquet"}
+_TOOL_QUERY = re.compile(r'<tool_call>\s*\{.*?"query"\s*:\s*"((?:[^"\\]|\\.)*)"', re.S)
+
+
+@dataclass(frozen=True)
+class Split:
+    """One held-out file: its records, and the per-query NDCG@10 of the raw request and of the
+    collection's own terse query (the expert query the verbose request was written around)."""
+
+    name: str
+    records: tuple[TaskRecord, ...]
+    raw: dict[str, float]
+    terse: dict[str, float]
+
+
+def query_id(record: TaskRecord) -> str:
+    """The collection's query id behind a record (``<qid>-t<k>`` seen, ``<qid>-u<k>`` unseen)."""
+    return re.split(r"-[tu]\d+$", record.record_id)[0]
+
+
+def terse_query_ndcg(task: Path, records: tuple[TaskRecord, ...]) -> dict[str, float]:
+    """``{record_id: NDCG@10}`` of BM25 on the collection's query text of each record."""
+    import json
+
+    from verl_rec.builders.requests import topic_text
+    from verl_rec.metrics import ndcg_at_k_batch
+    from verl_rec.retrieval.registry import open_retriever
+    from verl_rec.retrieval.trec import read_trec_topics
+
+    topics = read_trec_topics(json.loads((task / "manifest.json").read_text())["settings"]["topics"])
+    retriever = open_retriever("lucene", str(task / "index_lucene"), heap="512m", threads=1)
+    try:
+        hits = retriever.search([topic_text(topics[query_id(r)]) for r in records], 10)
+    finally:
+        retriever.close()
+    scores = ndcg_at_k_batch([h.ids for h in hits], [r.qrels for r in records], 10)
+    return {r.record_id: float(s) for r, s in zip(records, scores)}
+
+
+def load_splits(task: Path) -> dict[str, Split]:
+    """Both held-out files, each checked to hold only its own data source."""
+    from verl_rec.tasks.record_files import read_records
+
+    splits = {}
+    for name, file in SPLIT_FILES.items():
+        records = tuple(read_records(task / file))
+        wrong = sorted({r.data_source for r in records} - {SPLITS[name]})
+        if wrong:
+            raise ValueError(f"{task / file}: data source {wrong}, expected only {SPLITS[name]!r}: rebuild the task")
+        splits[name] = Split(name, records, raw_request_ndcg(records, task / "index_lucene"),
+                             terse_query_ndcg(task, records))
+    return splits
+
+
+def searched_queries(output: str) -> list[str]:
+    """The queries of the search calls in one dumped agent episode, in order."""
+    return [_json_string(q) for q in _TOOL_QUERY.findall(output)]
+
+
+def _json_string(body: str) -> str:
+    """A JSON string's body, unescaped (as written, when the escapes are broken)."""
+    import json
+
+    try:
+        return json.loads(f'"{body}"')
+    except ValueError:
+        return body
+
+
+def final_query(output: str) -> str | None:
+    """The query of the episode's answer (the last ``"query"`` after the last ``<answer>``), if any."""
+    tail = output.rsplit("<answer>", 1)
+    if len(tail) < 2:
+        match = re.match(r'((?:[^"\\]|\\.)*)"\}\s*</answer>', output)  # a pre-filled answer: the dump starts inside it
+        return _json_string(match.group(1)) if match else None
+    match = re.search(r'"query"\s*:\s*"((?:[^"\\]|\\.)*)"', tail[1])
+    return _json_string(match.group(1)) if match else None
+
+
+def dump_scores(dump: Path, splits: dict[str, Split]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per split, per record: NDCG@10, format_ok, search calls (agent rows; 0 otherwise) and the output text."""
+    records = [r for split in splits.values() for r in split.records]
+    rows = dumped_rows(dump, records)
+    ndcg, ok = dumped_values(rows, METRIC, dump), dumped_values(rows, "format_ok", dump)
+    calls = {rid: float(row.get("search_calls", 0.0)) for rid, row in rows.items()}
+    return {name: {r.record_id: {"ndcg": ndcg[r.record_id], "format_ok": ok[r.record_id], "calls": calls[r.record_id],
+                                 "output": written(rows[r.record_id])} for r in split.records}
+            for name, split in splits.items()}
+
+
+def written(row: dict[str, Any]) -> str:
+    """A dumped answer as the policy's turns read: a search agent's pre-filled call (the end of the
+    prompt) put back in front, so that its first query parses."""
+    from verl_rec.tasks.formats import SEARCH_CALL_PREFILL
+
+    output = row["output"]
+    return SEARCH_CALL_PREFILL + output if row["input"].endswith(SEARCH_CALL_PREFILL) else output
