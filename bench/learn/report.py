@@ -13,13 +13,10 @@ from bench.learn.runs import VALIDATION_DIR, run_name
 from bench.learn.scoring import Split, dump_scores, final_query, searched_queries
 from bench.learn.settings import MODEL_NAME, RECIPES, SPLITS, Settings
 from verl_rec.devkit.bootstrap import paired_bootstrap
+from verl_rec.devkit.heldout import mean
 
 #: veRL's per-stage timings worth reporting (timing_s/<name>, seconds per step)
 STAGES = ("gen", "reward", "old_log_prob", "adv", "update_actor", "update_weights", "testing", "step")
-
-
-def mean(values: dict[str, float]) -> float:
-    return sum(values.values()) / len(values)
 
 
 def gap_closed(trained: float, raw: float, terse: float) -> float | None:
@@ -156,7 +153,8 @@ def archive_runs(work: Path, runs: dict[str, dict[int, Any]], folder: Path) -> N
             shutil.copy2(run_dir / DONE_FILE, target / DONE_FILE)
             for source in [run_dir / "main_ppo.log", *sorted((run_dir / VALIDATION_DIR).glob("*.jsonl"))]:
                 name = source.name if source.parent == run_dir else f"validation_step{source.name}"
-                with source.open("rb") as f, gzip.open(target / f"{name}.gz", "wb") as g:
+                # mtime 0: rebuilding the report from the same runs writes the same bytes
+                with source.open("rb") as f, gzip.GzipFile(target / f"{name}.gz", "wb", mtime=0) as g:
                     shutil.copyfileobj(f, g)
 
 

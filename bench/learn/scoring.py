@@ -9,11 +9,16 @@ from pathlib import Path
 from typing import Any
 
 from bench.learn.settings import METRIC, SPLITS
-from verl_rec.devkit.heldout import dumped_rows, dumped_values, raw_request_ndcg
+from verl_rec.agent.protocol import close_prefilled_call, parse_tool_calls
+from verl_rec.devkit.heldout import dumped_rows, dumped_values, query_ndcg, raw_request_ndcg
+from verl_rec.reward.parsing import parse_output
+from verl_rec.tasks.formats import SEARCH_CALL_PREFILL, SHORT_ANSWER_PREFILL, get_format
 from verl_rec.tasks.records import TaskRecord
 
 SPLIT_FILES = {"seen": "test.parquet", "unseen": "test_unseen.parquet"}
-_TOOL_QUERY = re.compile(r'<tool_call>\s*\{.*?"query"\s*:\s*"((?:[^"\\]|\\.)*)"', re.S)
+#: what both systems' scored answers are read with: the rewrite's one turn and the agent's final turn
+#: continue the same answer pre-fill (tests/test_formats.py checks that the two specs are equal)
+ANSWER_SPEC = get_format("bm25_literature_short").spec
 
 
 @dataclass(frozen=True)
@@ -37,18 +42,10 @@ def terse_query_ndcg(task: Path, records: tuple[TaskRecord, ...]) -> dict[str, f
     import json
 
     from verl_rec.builders.requests import topic_text
-    from verl_rec.metrics import ndcg_at_k_batch
-    from verl_rec.retrieval.registry import open_retriever
     from verl_rec.retrieval.trec import read_trec_topics
 
     topics = read_trec_topics(json.loads((task / "manifest.json").read_text())["settings"]["topics"])
-    retriever = open_retriever("lucene", str(task / "index_lucene"), heap="512m", threads=1)
-    try:
-        hits = retriever.search([topic_text(topics[query_id(r)]) for r in records], 10)
-    finally:
-        retriever.close()
-    scores = ndcg_at_k_batch([h.ids for h in hits], [r.qrels for r in records], 10)
-    return {r.record_id: float(s) for r, s in zip(records, scores)}
+    return query_ndcg(records, [topic_text(topics[query_id(r)]) for r in records], task / "index_lucene")
 
 
 def load_splits(task: Path) -> dict[str, Split]:
@@ -67,28 +64,17 @@ def load_splits(task: Path) -> dict[str, Split]:
 
 
 def searched_queries(output: str) -> list[str]:
-    """The queries of the search calls in one dumped agent episode, in order."""
-    return [_json_string(q) for q in _TOOL_QUERY.findall(output)]
-
-
-def _json_string(body: str) -> str:
-    """A JSON string's body, unescaped (as written, when the escapes are broken)."""
-    import json
-
-    try:
-        return json.loads(f'"{body}"')
-    except ValueError:
-        return body
+    """The queries of the search calls in one dumped agent episode, in order, read as the training
+    loop reads them (:func:`~verl_rec.agent.protocol.close_prefilled_call`, the Hermes parse)."""
+    _, calls = parse_tool_calls(close_prefilled_call(output))
+    return [str(c.arguments.get("query")) for c in calls if isinstance(c.arguments, dict)]
 
 
 def final_query(output: str) -> str | None:
-    """The query of the episode's answer (the last ``"query"`` after the last ``<answer>``), if any."""
-    tail = output.rsplit("<answer>", 1)
-    if len(tail) < 2:
-        match = re.match(r'((?:[^"\\]|\\.)*)"\}\s*</answer>', output)  # a pre-filled answer: the dump starts inside it
-        return _json_string(match.group(1)) if match else None
-    match = re.search(r'"query"\s*:\s*"((?:[^"\\]|\\.)*)"', tail[1])
-    return _json_string(match.group(1)) if match else None
+    """The query the reward read from an answer (None: malformed): the text after the last answer
+    pre-fill (the agent's final turn), or all of it (the rewrite's turn), parsed with the reward's parser."""
+    parsed = parse_output(output.rsplit(SHORT_ANSWER_PREFILL, 1)[-1], ANSWER_SPEC)
+    return parsed.answer if parsed.ok else None
 
 
 def dump_scores(dump: Path, splits: dict[str, Split]) -> dict[str, dict[str, dict[str, Any]]]:
@@ -105,7 +91,5 @@ def dump_scores(dump: Path, splits: dict[str, Split]) -> dict[str, dict[str, dic
 def written(row: dict[str, Any]) -> str:
     """A dumped answer as the policy's turns read: a search agent's pre-filled call (the end of the
     prompt) put back in front, so that its first query parses."""
-    from verl_rec.tasks.formats import SEARCH_CALL_PREFILL
-
     output = row["output"]
     return SEARCH_CALL_PREFILL + output if row["input"].endswith(SEARCH_CALL_PREFILL) else output

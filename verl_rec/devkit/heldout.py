@@ -22,12 +22,17 @@ METRIC = "ndcg@10"
 
 def raw_request_ndcg(records: Sequence[TaskRecord], index: Path, k: int = 10) -> dict[str, float]:
     """``{record_id: NDCG@k}`` of BM25 (Lucene) on each record's request as typed."""
+    return query_ndcg(records, [r.query for r in records], index, k)
+
+
+def query_ndcg(records: Sequence[TaskRecord], queries: Sequence[str], index: Path, k: int = 10) -> dict[str, float]:
+    """``{record_id: NDCG@k}`` of BM25 (Lucene) on ``queries[i]`` for ``records[i]``."""
     from verl_rec.metrics import ndcg_at_k_batch
     from verl_rec.retrieval.registry import open_retriever
 
     retriever = open_retriever("lucene", str(index), heap="512m", threads=1)
     try:
-        hits = retriever.search([r.query for r in records], k)
+        hits = retriever.search(list(queries), k)
     finally:
         retriever.close()
     scores = ndcg_at_k_batch([h.ids for h in hits], [r.qrels for r in records], k)
